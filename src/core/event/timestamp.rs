@@ -1,0 +1,339 @@
+//! Event timestamps: parsing with pydantic's lax rules and the two output formats
+//! (pydantic's `model_dump(mode="json")` and the UTC wire form).
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+
+/// A point in time as the user gave it: wall-clock time plus an optional UTC offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    /// Local wall-clock time (microsecond precision).
+    pub naive: NaiveDateTime,
+    /// Offset east of UTC in seconds; `None` for a naive timestamp.
+    pub offset: Option<i32>,
+}
+
+impl Timestamp {
+    /// The instant in UTC; naive timestamps are taken as UTC.
+    pub fn utc_naive(&self) -> NaiveDateTime {
+        match self.offset {
+            Some(off) => self
+                .naive
+                .checked_sub_signed(Duration::seconds(i64::from(off)))
+                .unwrap_or(self.naive),
+            None => self.naive,
+        }
+    }
+
+    /// pydantic's JSON form: wall time, `Z` for a zero offset, `±HH:MM` otherwise, nothing
+    /// for naive values; microseconds only when non-zero.
+    pub fn write_pydantic(&self, out: &mut Vec<u8>) {
+        write_naive(out, &self.naive);
+        match self.offset {
+            None => {}
+            Some(0) => out.push(b'Z'),
+            Some(off) => {
+                let sign = if off < 0 { b'-' } else { b'+' };
+                let a = off.unsigned_abs();
+                out.push(sign);
+                push2(out, a / 3600);
+                out.push(b':');
+                push2(out, (a % 3600) / 60);
+            }
+        }
+    }
+
+    /// The wire form: the instant converted to UTC, always with `Z`.
+    pub fn write_utc(&self, out: &mut Vec<u8>) {
+        write_naive(out, &self.utc_naive());
+        out.push(b'Z');
+    }
+
+    /// The wire form as a `String`.
+    pub fn to_utc_string(&self) -> String {
+        let mut v = Vec::with_capacity(32);
+        self.write_utc(&mut v);
+        String::from_utf8(v).unwrap_or_default()
+    }
+
+    /// The pydantic JSON form as a `String`.
+    pub fn to_pydantic_string(&self) -> String {
+        let mut v = Vec::with_capacity(32);
+        self.write_pydantic(&mut v);
+        String::from_utf8(v).unwrap_or_default()
+    }
+
+    /// Builds an aware UTC timestamp from Unix epoch seconds, or milliseconds when the
+    /// magnitude exceeds 2e10 (pydantic's rule).
+    ///
+    /// # Errors
+    /// Returns a message when the value is not finite or out of range.
+    pub fn from_epoch(v: f64) -> Result<Self, &'static str> {
+        if !v.is_finite() {
+            return Err("invalid datetime format, expected a finite number");
+        }
+        let secs = if v.abs() > 2e10 { v / 1000.0 } else { v };
+        let whole = secs.floor();
+        let mut micros = ((secs - whole) * 1e6).round() as i64;
+        let mut whole = whole as i64;
+        if micros >= 1_000_000 {
+            whole += 1;
+            micros -= 1_000_000;
+        }
+        let dt = DateTime::from_timestamp(whole, (micros * 1000) as u32)
+            .ok_or("dates after 9999 are not supported as unix timestamps")?;
+        Ok(Self {
+            naive: dt.naive_utc(),
+            offset: Some(0),
+        })
+    }
+}
+
+fn push2(out: &mut Vec<u8>, v: u32) {
+    out.push(b'0' + (v / 10 % 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
+}
+
+fn write_naive(out: &mut Vec<u8>, n: &NaiveDateTime) {
+    let y = n.year();
+    if (0..=9999).contains(&y) {
+        let y = y as u32;
+        push2(out, y / 100);
+        push2(out, y % 100);
+    } else {
+        out.extend_from_slice(format!("{y:+05}").as_bytes());
+    }
+    out.push(b'-');
+    push2(out, n.month());
+    out.push(b'-');
+    push2(out, n.day());
+    out.push(b'T');
+    push2(out, n.hour());
+    out.push(b':');
+    push2(out, n.minute());
+    out.push(b':');
+    push2(out, n.second());
+    let micros = n.nanosecond() / 1000;
+    if micros != 0 {
+        out.push(b'.');
+        let s = format!("{micros:06}");
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Why a timestamp string was rejected; the text follows pydantic's wording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn digits(&mut self, n: usize, what: &'static str) -> Result<u32, ParseError> {
+        if self.b.len() < self.i + n {
+            return Err(ParseError("input is too short"));
+        }
+        let mut v = 0u32;
+        for k in 0..n {
+            let c = self.b[self.i + k];
+            if !c.is_ascii_digit() {
+                return Err(ParseError(what));
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        self.i += n;
+        Ok(v)
+    }
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), ParseError> {
+        match self.peek() {
+            Some(x) if x == c => {
+                self.i += 1;
+                Ok(())
+            }
+            None => Err(ParseError("input is too short")),
+            Some(_) => Err(ParseError(what)),
+        }
+    }
+}
+
+/// Parses an ISO-8601 date or date-time string the way pydantic's lax `datetime` does.
+/// A bare date yields naive midnight; a string of digits is taken as a Unix epoch.
+///
+/// # Errors
+/// Returns the reason, worded like pydantic's `datetime_from_date_parsing` errors.
+pub fn parse(s: &str) -> Result<Timestamp, ParseError> {
+    let t = s.as_bytes();
+    if !t.is_empty()
+        && t.iter()
+            .all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'-' || *c == b'+')
+        && t.len() < 20
+        && !t[1..].contains(&b'-')
+    {
+        if let Ok(v) = s.parse::<f64>() {
+            return Timestamp::from_epoch(v).map_err(ParseError);
+        }
+    }
+    let mut c = Cursor { b: t, i: 0 };
+    let year = c.digits(4, "invalid character in year")?;
+    c.expect(b'-', "invalid date separator, expected `-`")?;
+    let month = c.digits(2, "invalid character in month")?;
+    c.expect(b'-', "invalid date separator, expected `-`")?;
+    let day = c.digits(2, "invalid character in day")?;
+    if !(1..=12).contains(&month) {
+        return Err(ParseError("month value is outside expected range of 1-12"));
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)
+        .ok_or(ParseError("day value is outside expected range"))?;
+    match c.peek() {
+        None => {
+            return Ok(Timestamp {
+                naive: date.and_time(NaiveTime::MIN),
+                offset: None,
+            });
+        }
+        Some(b'T' | b't' | b' ' | b'_') => c.i += 1,
+        Some(_) => {
+            return Err(ParseError(
+                "unexpected extra characters at the end of the input",
+            ))
+        }
+    }
+    let hour = c.digits(2, "invalid character in hour")?;
+    c.expect(b':', "invalid time separator, expected `:`")?;
+    let minute = c.digits(2, "invalid character in minute")?;
+    let mut second = 0;
+    let mut micros = 0u32;
+    if c.peek() == Some(b':') {
+        c.i += 1;
+        second = c.digits(2, "invalid character in second")?;
+        if matches!(c.peek(), Some(b'.' | b',')) {
+            c.i += 1;
+            let start = c.i;
+            while let Some(d) = c.peek() {
+                if !d.is_ascii_digit() {
+                    break;
+                }
+                c.i += 1;
+            }
+            let frac = &t[start..c.i];
+            if frac.is_empty() {
+                return Err(ParseError("second fraction value is missing"));
+            }
+            for k in 0..6 {
+                micros = micros * 10 + frac.get(k).map_or(0, |d| u32::from(d - b'0'));
+            }
+        }
+    }
+    if hour > 23 {
+        return Err(ParseError("hour value is outside expected range of 0-23"));
+    }
+    if minute > 59 {
+        return Err(ParseError("minute value is outside expected range of 0-59"));
+    }
+    if second > 59 {
+        return Err(ParseError(
+            "unexpected extra characters at the end of the input",
+        ));
+    }
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)
+        .ok_or(ParseError("invalid time"))?;
+    let offset = match c.peek() {
+        None => None,
+        Some(b'Z' | b'z') => {
+            c.i += 1;
+            Some(0)
+        }
+        Some(sign @ (b'+' | b'-')) => {
+            c.i += 1;
+            let h = c.digits(2, "invalid timezone hour")?;
+            if c.peek() == Some(b':') {
+                c.i += 1;
+            }
+            let m = c
+                .digits(2, "unexpected extra characters at the end of the input")
+                .map_err(|_| ParseError("unexpected extra characters at the end of the input"))?;
+            if h > 23 || m > 59 {
+                return Err(ParseError("timezone offset must be less than 24 hours"));
+            }
+            let v = (h * 3600 + m * 60) as i32;
+            Some(if sign == b'-' { -v } else { v })
+        }
+        Some(_) => {
+            return Err(ParseError(
+                "unexpected extra characters at the end of the input",
+            ))
+        }
+    };
+    if c.i != t.len() {
+        return Err(ParseError(
+            "unexpected extra characters at the end of the input",
+        ));
+    }
+    Ok(Timestamp {
+        naive: date.and_time(time),
+        offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> String {
+        parse(s)
+            .map(|t| t.to_pydantic_string())
+            .unwrap_or_else(|e| format!("ERR {}", e.0))
+    }
+
+    #[test]
+    fn parses_like_pydantic() {
+        assert_eq!(p("2026-05-01T12:34:56Z"), "2026-05-01T12:34:56Z");
+        assert_eq!(p("2026-05-01 12:34:56+0200"), "2026-05-01T12:34:56+02:00");
+        assert_eq!(p("2026-05-01T12:34"), "2026-05-01T12:34:00");
+        assert_eq!(p("2026-05-01"), "2026-05-01T00:00:00");
+        assert_eq!(p("2026-05-01T12:34:56,5Z"), "2026-05-01T12:34:56.500000Z");
+        assert_eq!(
+            p("2026-05-01T12:34:56.1234567Z"),
+            "2026-05-01T12:34:56.123456Z"
+        );
+        assert_eq!(p("2026-05-01t12:34:56z"), "2026-05-01T12:34:56Z");
+        assert_eq!(p("2026-05-01T12:34:56+23:59"), "2026-05-01T12:34:56+23:59");
+        assert_eq!(p("1700000000"), "2023-11-14T22:13:20Z");
+        assert!(p("2026-05-01T12:34:60Z").starts_with("ERR"));
+        assert!(p("2026-05-01T12:34:56+02").starts_with("ERR"));
+        assert_eq!(
+            p("20260115T120000Z"),
+            "ERR invalid date separator, expected `-`"
+        );
+        assert_eq!(p("x"), "ERR input is too short");
+        assert_eq!(p("  2026-05-01T12:34:56Z"), "ERR invalid character in year");
+    }
+
+    #[test]
+    fn utc_wire_form_converts_offsets() {
+        let t = parse("2026-05-01T14:34:56+02:00").unwrap_or_else(|_| unreachable!());
+        assert_eq!(t.to_utc_string(), "2026-05-01T12:34:56Z");
+        let n = parse("2026-05-01T12:34:56.5").unwrap_or_else(|_| unreachable!());
+        assert_eq!(n.to_utc_string(), "2026-05-01T12:34:56.500000Z");
+    }
+
+    #[test]
+    fn epoch_numbers() {
+        assert_eq!(
+            Timestamp::from_epoch(1.5).map(|t| t.to_pydantic_string()),
+            Ok("1970-01-01T00:00:01.500000Z".to_string())
+        );
+        assert_eq!(
+            Timestamp::from_epoch(1e11).map(|t| t.to_pydantic_string()),
+            Ok("1973-03-03T09:46:40Z".to_string())
+        );
+        assert_eq!(
+            Timestamp::from_epoch(-1.0).map(|t| t.to_pydantic_string()),
+            Ok("1969-12-31T23:59:59Z".to_string())
+        );
+    }
+}

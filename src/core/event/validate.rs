@@ -1,0 +1,956 @@
+//! Lax validation with pydantic's rules, written once over an abstract [`Source`] so that
+//! Python objects (in the binding) and JSON values (here) are validated identically.
+
+use std::borrow::Cow;
+
+use chrono::{NaiveDate, NaiveTime};
+
+use super::timestamp::{self, Timestamp};
+use super::{
+    EventType, Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage, API_VERSION,
+    DEFAULT_WORKSPACE,
+};
+
+/// What a value looks like to the validator.
+#[derive(Debug)]
+pub enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// An integer outside `i64`; the flag says whether it is negative.
+    BigInt(bool),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// Raw bytes (validated as UTF-8 text where a string is expected).
+    Bytes(Cow<'a, [u8]>),
+    DateTime(Timestamp),
+    Date(NaiveDate),
+    Mapping,
+    Sequence,
+    Other,
+}
+
+/// An already-validated record handed in directly (an instance of one of our model classes).
+#[derive(Debug, Clone)]
+pub enum Instance {
+    Event(Box<RunEvent>),
+    Request(Request),
+    Metrics(Metrics),
+    Usage(Usage),
+    ModelUsage(ModelUsage),
+    Tool(ToolUsage),
+}
+
+/// A key of a mapping entry: text, or a value that is not a string.
+pub enum Key<'k, S> {
+    Str(&'k str),
+    Other(S),
+}
+
+/// Input that can be validated into events.
+pub trait Source: Sized {
+    /// A handle on the original input value, kept in error reports.
+    type Input: Clone;
+
+    /// Classifies the value.
+    fn scalar(&self) -> Scalar<'_>;
+    /// An instance of one of our model classes, if this is one.
+    fn instance(&self) -> Option<Instance> {
+        None
+    }
+    /// Visits every entry of a mapping (only called when `scalar()` is `Mapping`).
+    fn for_each_entry(&self, f: &mut dyn FnMut(Key<'_, Self>, Self));
+    /// The elements of a sequence (only called when `scalar()` is `Sequence`).
+    fn elements(&self) -> Vec<Self>;
+    /// The original value, for error reports.
+    fn input(&self) -> Self::Input;
+    /// `(repr, type name)` of the value, for error messages.
+    fn describe(&self) -> (String, String);
+}
+
+/// One element of an error location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loc {
+    Key(String),
+    Index(usize),
+}
+
+/// A value in an error's context.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CtxValue {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+/// One validation failure: where, what kind, and the offending input.
+#[derive(Debug, Clone)]
+pub struct LineError<I> {
+    pub loc: Vec<Loc>,
+    pub kind: &'static str,
+    pub msg: String,
+    pub input: I,
+    pub input_repr: String,
+    pub input_type: String,
+    pub ctx: Option<(&'static str, CtxValue)>,
+}
+
+impl<I> LineError<I> {
+    /// The dotted location, e.g. `usage.model.input_tokens` or `usage.tools.0.tool_name`.
+    pub fn loc_string(&self) -> String {
+        let parts: Vec<String> = self
+            .loc
+            .iter()
+            .map(|l| match l {
+                Loc::Key(k) => k.clone(),
+                Loc::Index(i) => i.to_string(),
+            })
+            .collect();
+        parts.join(".")
+    }
+}
+
+/// Shortens a repr the way pydantic does (first 25 and last 24 characters).
+pub fn truncate_repr(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= 50 {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(25).collect();
+    let tail: String = s.chars().skip(n - 24).collect();
+    format!("{head}...{tail}")
+}
+
+/// Renders the error list like pydantic's `ValidationError.__str__` (without doc links).
+pub fn render_errors<I>(title: &str, errors: &[LineError<I>]) -> String {
+    let n = errors.len();
+    let mut out = format!(
+        "{} validation error{} for {}",
+        n,
+        if n == 1 { "" } else { "s" },
+        title
+    );
+    for e in errors {
+        out.push('\n');
+        out.push_str(&e.loc_string());
+        out.push_str("\n  ");
+        out.push_str(&e.msg);
+        out.push_str(&format!(
+            " [type={}, input_value={}, input_type={}]",
+            e.kind,
+            truncate_repr(&e.input_repr),
+            e.input_type
+        ));
+    }
+    out
+}
+
+/// Collects errors while walking nested input.
+pub struct Ctx<I> {
+    path: Vec<Loc>,
+    pub errors: Vec<LineError<I>>,
+}
+
+impl<I: Clone> Default for Ctx<I> {
+    fn default() -> Self {
+        Self {
+            path: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl<I: Clone> Ctx<I> {
+    fn push_err<S: Source<Input = I>>(
+        &mut self,
+        field: Option<Loc>,
+        v: &S,
+        kind: &'static str,
+        msg: impl Into<String>,
+        ctx: Option<(&'static str, CtxValue)>,
+    ) {
+        let mut loc = self.path.clone();
+        if let Some(f) = field {
+            loc.push(f);
+        }
+        let (input_repr, input_type) = v.describe();
+        self.errors.push(LineError {
+            loc,
+            kind,
+            msg: msg.into(),
+            input: v.input(),
+            input_repr,
+            input_type,
+            ctx,
+        });
+    }
+
+    fn missing<S: Source<Input = I>>(&mut self, parent: &S, field: &str) {
+        self.push_err(
+            Some(Loc::Key(field.into())),
+            parent,
+            "missing",
+            "Field required",
+            None,
+        );
+    }
+}
+
+fn key(name: &str) -> Option<Loc> {
+    Some(Loc::Key(name.to_string()))
+}
+
+fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<String> {
+    match v.scalar() {
+        Scalar::Str(s) => Some(s.into_owned()),
+        Scalar::Bytes(b) => match std::str::from_utf8(&b) {
+            Ok(s) => Some(s.to_string()),
+            Err(_) => {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "string_unicode",
+                    "Input should be a valid string, unable to parse raw data as a unicode string",
+                    None,
+                );
+                None
+            }
+        },
+        _ => {
+            ctx.push_err(
+                key(name),
+                v,
+                "string_type",
+                "Input should be a valid string",
+                None,
+            );
+            None
+        }
+    }
+}
+
+/// `None` → `Ok(None)`; otherwise a string.
+fn opt_string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<String>> {
+    if matches!(v.scalar(), Scalar::Null) {
+        return Some(None);
+    }
+    string(ctx, name, v).map(Some)
+}
+
+fn ge0_error<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) {
+    ctx.push_err(
+        key(name),
+        v,
+        "greater_than_equal",
+        "Input should be greater than or equal to 0",
+        Some(("ge", CtxValue::Int(0))),
+    );
+}
+
+fn parse_int_str(s: &str) -> Option<i128> {
+    let t = s.trim();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    // "15.0" and "15.00" are integral and accepted; any other fraction is not.
+    let digits = match digits.split_once('.') {
+        Some((a, b)) if !b.is_empty() && b.bytes().all(|c| c == b'0') => a,
+        Some(_) => return None,
+        None => digits,
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.bytes().all(|c| c.is_ascii_digit() || c == b'_')
+    {
+        return None;
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    let v: i128 = clean.parse().ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// A non-negative integer (`Field(ge=0)`), coerced like pydantic's lax `int`.
+fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
+    let int_type = |ctx: &mut Ctx<S::Input>| {
+        ctx.push_err(
+            key(name),
+            v,
+            "int_type",
+            "Input should be a valid integer",
+            None,
+        );
+    };
+    let wide: i128 = match v.scalar() {
+        Scalar::Bool(b) => i128::from(b),
+        Scalar::Int(i) => i128::from(i),
+        Scalar::BigInt(neg) => {
+            if neg {
+                ge0_error(ctx, name, v);
+            } else {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "int_too_large",
+                    "Input integer too large to convert to 64-bit integer",
+                    None,
+                );
+            }
+            return None;
+        }
+        Scalar::Float(f) => {
+            if !f.is_finite() {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "finite_number",
+                    "Input should be a finite number",
+                    None,
+                );
+                return None;
+            }
+            if f.fract() != 0.0 {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "int_from_float",
+                    "Input should be a valid integer, got a number with a fractional part",
+                    None,
+                );
+                return None;
+            }
+            if f < 0.0 {
+                ge0_error(ctx, name, v);
+                return None;
+            }
+            if f >= 1.8e19 {
+                int_type(ctx);
+                return None;
+            }
+            f as i128
+        }
+        Scalar::Str(s) => match parse_int_str(&s) {
+            Some(i) => i,
+            None => {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    None,
+                );
+                return None;
+            }
+        },
+        Scalar::Bytes(b) => match std::str::from_utf8(&b).ok().and_then(parse_int_str) {
+            Some(i) => i,
+            None => {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    None,
+                );
+                return None;
+            }
+        },
+        _ => {
+            int_type(ctx);
+            return None;
+        }
+    };
+    if wide < 0 {
+        ge0_error(ctx, name, v);
+        return None;
+    }
+    match u64::try_from(wide) {
+        Ok(u) => Some(u),
+        Err(_) => {
+            ctx.push_err(
+                key(name),
+                v,
+                "int_too_large",
+                "Input integer too large to convert to 64-bit integer",
+                None,
+            );
+            None
+        }
+    }
+}
+
+fn opt_uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<u64>> {
+    if matches!(v.scalar(), Scalar::Null) {
+        return Some(None);
+    }
+    uint(ctx, name, v).map(Some)
+}
+
+fn bool_from_str(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "0" | "off" | "f" | "false" | "n" | "no" => Some(false),
+        "1" | "on" | "t" | "true" | "y" | "yes" => Some(true),
+        _ => None,
+    }
+}
+
+fn boolean<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<bool> {
+    let parsed = match v.scalar() {
+        Scalar::Bool(b) => return Some(b),
+        Scalar::Int(0) => Some(false),
+        Scalar::Int(1) => Some(true),
+        Scalar::Float(f) if f == 0.0 => Some(false),
+        Scalar::Float(f) if f == 1.0 => Some(true),
+        Scalar::Int(_) | Scalar::BigInt(_) | Scalar::Float(_) => None,
+        Scalar::Str(s) => bool_from_str(&s),
+        Scalar::Bytes(b) => std::str::from_utf8(&b).ok().and_then(bool_from_str),
+        _ => {
+            ctx.push_err(
+                key(name),
+                v,
+                "bool_type",
+                "Input should be a valid boolean",
+                None,
+            );
+            return None;
+        }
+    };
+    if parsed.is_none() {
+        ctx.push_err(
+            key(name),
+            v,
+            "bool_parsing",
+            "Input should be a valid boolean, unable to interpret input",
+            None,
+        );
+    }
+    parsed
+}
+
+fn parse_float_str(s: &str) -> Option<f64> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let body = lower.trim_start_matches(['+', '-']);
+    if matches!(body, "nan" | "inf" | "infinity") {
+        let neg = lower.starts_with('-');
+        let v = if body == "nan" {
+            f64::NAN
+        } else {
+            f64::INFINITY
+        };
+        return Some(if neg { -v } else { v });
+    }
+    if t.is_empty() || t.contains("__") || t.starts_with('_') || t.ends_with('_') {
+        return None;
+    }
+    let clean: String = t.chars().filter(|c| *c != '_').collect();
+    if !clean
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    clean.parse::<f64>().ok()
+}
+
+/// A non-negative float (`Field(ge=0)`); `inf` passes, `NaN` fails the bound like pydantic.
+fn float_ge0<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<f64> {
+    let f = match v.scalar() {
+        Scalar::Bool(b) => f64::from(u8::from(b)),
+        Scalar::Int(i) => i as f64,
+        Scalar::Float(f) => f,
+        Scalar::Str(s) => match parse_float_str(&s) {
+            Some(f) => f,
+            None => {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "float_parsing",
+                    "Input should be a valid number, unable to parse string as a number",
+                    None,
+                );
+                return None;
+            }
+        },
+        Scalar::Bytes(b) => match std::str::from_utf8(&b).ok().and_then(parse_float_str) {
+            Some(f) => f,
+            None => {
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "float_parsing",
+                    "Input should be a valid number, unable to parse string as a number",
+                    None,
+                );
+                return None;
+            }
+        },
+        _ => {
+            ctx.push_err(
+                key(name),
+                v,
+                "float_type",
+                "Input should be a valid number",
+                None,
+            );
+            return None;
+        }
+    };
+    if f.is_nan() || f < 0.0 {
+        ctx.push_err(
+            key(name),
+            v,
+            "greater_than_equal",
+            "Input should be greater than or equal to 0",
+            Some(("ge", CtxValue::Float(0.0))),
+        );
+        return None;
+    }
+    Some(f)
+}
+
+fn datetime<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Timestamp> {
+    let text_err = |ctx: &mut Ctx<S::Input>, why: &'static str| {
+        ctx.push_err(
+            key(name),
+            v,
+            "datetime_from_date_parsing",
+            format!("Input should be a valid datetime or date, {why}"),
+            Some(("error", CtxValue::Str(why.to_string()))),
+        );
+    };
+    let epoch = |ctx: &mut Ctx<S::Input>, f: f64| match Timestamp::from_epoch(f) {
+        Ok(t) => Some(t),
+        Err(why) => {
+            ctx.push_err(
+                key(name),
+                v,
+                "datetime_parsing",
+                format!("Input should be a valid datetime, {why}"),
+                Some(("error", CtxValue::Str(why.to_string()))),
+            );
+            None
+        }
+    };
+    match v.scalar() {
+        Scalar::DateTime(t) => Some(t),
+        Scalar::Date(d) => Some(Timestamp {
+            naive: d.and_time(NaiveTime::MIN),
+            offset: None,
+        }),
+        Scalar::Int(i) => epoch(ctx, i as f64),
+        Scalar::Float(f) => epoch(ctx, f),
+        Scalar::Str(s) => match timestamp::parse(&s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                text_err(ctx, e.0);
+                None
+            }
+        },
+        Scalar::Bytes(b) => match std::str::from_utf8(&b) {
+            Ok(s) => match timestamp::parse(s) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    text_err(ctx, e.0);
+                    None
+                }
+            },
+            Err(_) => {
+                text_err(ctx, "invalid UTF-8");
+                None
+            }
+        },
+        _ => {
+            ctx.push_err(
+                key(name),
+                v,
+                "datetime_type",
+                "Input should be a valid datetime",
+                None,
+            );
+            None
+        }
+    }
+}
+
+fn literal<S: Source>(
+    ctx: &mut Ctx<S::Input>,
+    name: &str,
+    v: &S,
+    allowed: &[&'static str],
+) -> Option<&'static str> {
+    if let Scalar::Str(s) = v.scalar() {
+        if let Some(hit) = allowed.iter().find(|a| **a == s.as_ref()) {
+            return Some(hit);
+        }
+    }
+    let expected: Vec<String> = allowed.iter().map(|a| format!("'{a}'")).collect();
+    let expected = match expected.len() {
+        0 | 1 => expected.join(""),
+        n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
+    };
+    ctx.push_err(
+        key(name),
+        v,
+        "literal_error",
+        format!("Input should be {expected}"),
+        Some(("expected", CtxValue::Str(expected.clone()))),
+    );
+    None
+}
+
+/// Runs `f` with `name` appended to the error path.
+fn nested<I: Clone, R>(ctx: &mut Ctx<I>, name: Loc, f: impl FnOnce(&mut Ctx<I>) -> R) -> R {
+    ctx.path.push(name);
+    let r = f(ctx);
+    ctx.path.pop();
+    r
+}
+
+fn model_type_err<S: Source>(ctx: &mut Ctx<S::Input>, field: Option<Loc>, v: &S, class: &str) {
+    ctx.push_err(
+        field,
+        v,
+        "model_type",
+        format!("Input should be a valid dictionary or instance of {class}"),
+        Some(("class_name", CtxValue::Str(class.to_string()))),
+    );
+}
+
+/// Collects the entries of a mapping that match `names`, in the order of `names`.
+fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> [Option<S>; N] {
+    let mut out: [Option<S>; N] = std::array::from_fn(|_| None);
+    v.for_each_entry(&mut |k, val| {
+        if let Key::Str(k) = k {
+            if let Some(i) = names.iter().position(|n| *n == k) {
+                out[i] = Some(val);
+            }
+        }
+    });
+    out
+}
+
+/// Validates a `RunEventRequest` mapping.
+pub fn request_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Request> {
+    let [session_id, trace_id, span_id] = pick(v, ["session_id", "trace_id", "span_id"]);
+    let n = ctx.errors.len();
+    let mut r = Request::default();
+    if let Some(x) = session_id {
+        r.session_id = opt_string(ctx, "session_id", &x).unwrap_or_default();
+    }
+    if let Some(x) = trace_id {
+        r.trace_id = opt_string(ctx, "trace_id", &x).unwrap_or_default();
+    }
+    if let Some(x) = span_id {
+        r.span_id = opt_string(ctx, "span_id", &x).unwrap_or_default();
+    }
+    (ctx.errors.len() == n).then_some(r)
+}
+
+/// Validates a `RunEventMetrics` mapping.
+pub fn metrics_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Metrics> {
+    let [latency_ms, success, error_type] = pick(v, ["latency_ms", "success", "error_type"]);
+    let n = ctx.errors.len();
+    let mut m = Metrics::default();
+    if let Some(x) = latency_ms {
+        m.latency_ms = opt_uint(ctx, "latency_ms", &x).unwrap_or_default();
+    }
+    if let Some(x) = success {
+        m.success = boolean(ctx, "success", &x).unwrap_or(true);
+    }
+    if let Some(x) = error_type {
+        m.error_type = opt_string(ctx, "error_type", &x).unwrap_or_default();
+    }
+    (ctx.errors.len() == n).then_some(m)
+}
+
+/// Validates a `RunEventModelUsage` mapping.
+pub fn model_usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelUsage> {
+    let [provider, model, input_tokens, output_tokens, cached] = pick(
+        v,
+        [
+            "provider",
+            "model",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+        ],
+    );
+    let n = ctx.errors.len();
+    let mut m = ModelUsage::default();
+    match provider {
+        Some(x) => m.provider = string(ctx, "provider", &x).unwrap_or_default(),
+        None => ctx.missing(v, "provider"),
+    }
+    match model {
+        Some(x) => m.model = string(ctx, "model", &x).unwrap_or_default(),
+        None => ctx.missing(v, "model"),
+    }
+    match input_tokens {
+        Some(x) => m.input_tokens = uint(ctx, "input_tokens", &x).unwrap_or_default(),
+        None => ctx.missing(v, "input_tokens"),
+    }
+    match output_tokens {
+        Some(x) => m.output_tokens = uint(ctx, "output_tokens", &x).unwrap_or_default(),
+        None => ctx.missing(v, "output_tokens"),
+    }
+    if let Some(x) = cached {
+        m.cached_input_tokens = uint(ctx, "cached_input_tokens", &x).unwrap_or_default();
+    }
+    (ctx.errors.len() == n).then_some(m)
+}
+
+/// Validates a `RunEventToolUsage` mapping.
+pub fn tool_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ToolUsage> {
+    let [tool_name, invocations, cost_units] = pick(v, ["tool_name", "invocations", "cost_units"]);
+    let n = ctx.errors.len();
+    let mut t = ToolUsage::default();
+    match tool_name {
+        Some(x) => t.tool_name = string(ctx, "tool_name", &x).unwrap_or_default(),
+        None => ctx.missing(v, "tool_name"),
+    }
+    if let Some(x) = invocations {
+        t.invocations = uint(ctx, "invocations", &x).unwrap_or_default();
+    }
+    if let Some(x) = cost_units {
+        t.cost_units = float_ge0(ctx, "cost_units", &x).unwrap_or_default();
+    }
+    (ctx.errors.len() == n).then_some(t)
+}
+
+fn model_usage_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelUsage> {
+    if let Some(Instance::ModelUsage(m)) = v.instance() {
+        return Some(m);
+    }
+    if matches!(v.scalar(), Scalar::Mapping) {
+        return nested(ctx, Loc::Key("model".into()), |ctx| {
+            model_usage_from_map(ctx, v)
+        });
+    }
+    model_type_err(ctx, key("model"), v, "RunEventModelUsage");
+    None
+}
+
+fn tools_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<ToolUsage>> {
+    if !matches!(v.scalar(), Scalar::Sequence) {
+        ctx.push_err(
+            key("tools"),
+            v,
+            "list_type",
+            "Input should be a valid list",
+            None,
+        );
+        return None;
+    }
+    let n = ctx.errors.len();
+    let mut out = Vec::new();
+    nested(ctx, Loc::Key("tools".into()), |ctx| {
+        for (i, el) in v.elements().iter().enumerate() {
+            if let Some(Instance::Tool(t)) = el.instance() {
+                out.push(t);
+            } else if matches!(el.scalar(), Scalar::Mapping) {
+                if let Some(t) = nested(ctx, Loc::Index(i), |ctx| tool_from_map(ctx, el)) {
+                    out.push(t);
+                }
+            } else {
+                model_type_err(ctx, Some(Loc::Index(i)), el, "RunEventToolUsage");
+            }
+        }
+    });
+    (ctx.errors.len() == n).then_some(out)
+}
+
+/// Validates a `RunEventUsage` mapping.
+pub fn usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Usage> {
+    let [model, tools] = pick(v, ["model", "tools"]);
+    let n = ctx.errors.len();
+    let mut u = Usage::default();
+    match model {
+        Some(x) => u.model = model_usage_field(ctx, &x).unwrap_or_default(),
+        None => ctx.missing(v, "model"),
+    }
+    if let Some(x) = tools {
+        u.tools = tools_field(ctx, &x).unwrap_or_default();
+    }
+    (ctx.errors.len() == n).then_some(u)
+}
+
+fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(String, String)>> {
+    if !matches!(v.scalar(), Scalar::Mapping) {
+        ctx.push_err(
+            key("labels"),
+            v,
+            "dict_type",
+            "Input should be a valid dictionary",
+            None,
+        );
+        return None;
+    }
+    let n = ctx.errors.len();
+    let mut out: Vec<(String, String)> = Vec::new();
+    nested(ctx, Loc::Key("labels".into()), |ctx| {
+        v.for_each_entry(&mut |k, val| {
+            let k = match k {
+                Key::Str(s) => s.to_string(),
+                Key::Other(kv) => {
+                    let (r, _) = kv.describe();
+                    ctx.path.push(Loc::Key(r));
+                    ctx.push_err(
+                        Some(Loc::Key("[key]".into())),
+                        &kv,
+                        "string_type",
+                        "Input should be a valid string",
+                        None,
+                    );
+                    ctx.path.pop();
+                    return;
+                }
+            };
+            if let Some(s) = string(ctx, &k, &val) {
+                if let Some(slot) = out.iter_mut().find(|(ek, _)| *ek == k) {
+                    slot.1 = s;
+                } else {
+                    out.push((k, s));
+                }
+            }
+        });
+    });
+    (ctx.errors.len() == n).then_some(out)
+}
+
+/// Validates a whole `RunEvent` mapping; on failure every problem is in `ctx.errors`.
+pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
+    const NAMES: [&str; 14] = [
+        "api_version",
+        "type",
+        "timestamp",
+        "workspace_id",
+        "agent_id",
+        "release_id",
+        "run_id",
+        "tenant_id",
+        "task_id",
+        "environment",
+        "request",
+        "metrics",
+        "usage",
+        "labels",
+    ];
+    let [api_version, kind, ts, workspace_id, agent_id, release_id, run_id, tenant_id, task_id, environment, request, metrics, usage, labels] =
+        pick(v, NAMES);
+    let n = ctx.errors.len();
+    if let Some(x) = api_version {
+        literal(ctx, "api_version", &x, &[API_VERSION]);
+    }
+    let kind = match kind {
+        Some(x) => match literal(ctx, "type", &x, &["run_start", "run_end"]) {
+            Some("run_start") => EventType::RunStart,
+            _ => EventType::RunEnd,
+        },
+        None => EventType::RunEnd,
+    };
+    let timestamp = match ts {
+        Some(x) => datetime(ctx, "timestamp", &x),
+        None => {
+            ctx.missing(v, "timestamp");
+            None
+        }
+    };
+    let workspace_id = match workspace_id {
+        Some(x) => string(ctx, "workspace_id", &x),
+        None => Some(DEFAULT_WORKSPACE.to_string()),
+    };
+    let req_str = |ctx: &mut Ctx<S::Input>, name: &str, x: Option<S>| match x {
+        Some(x) => string(ctx, name, &x),
+        None => {
+            ctx.missing(v, name);
+            None
+        }
+    };
+    let agent_id = req_str(ctx, "agent_id", agent_id);
+    let release_id = req_str(ctx, "release_id", release_id);
+    let run_id = req_str(ctx, "run_id", run_id);
+    let tenant_id = req_str(ctx, "tenant_id", tenant_id);
+    let task_id = req_str(ctx, "task_id", task_id);
+    let environment = req_str(ctx, "environment", environment);
+    let request = match request {
+        None => None,
+        Some(x) => match (x.instance(), x.scalar()) {
+            (Some(Instance::Request(r)), _) => Some(r),
+            (_, Scalar::Null) => None,
+            (_, Scalar::Mapping) => nested(ctx, Loc::Key("request".into()), |ctx| {
+                request_from_map(ctx, &x)
+            }),
+            _ => {
+                model_type_err(ctx, key("request"), &x, "RunEventRequest");
+                None
+            }
+        },
+    };
+    let metrics = match metrics {
+        None => Some(Metrics::default()),
+        Some(x) => match (x.instance(), x.scalar()) {
+            (Some(Instance::Metrics(m)), _) => Some(m),
+            (_, Scalar::Mapping) => nested(ctx, Loc::Key("metrics".into()), |ctx| {
+                metrics_from_map(ctx, &x)
+            }),
+            _ => {
+                model_type_err(ctx, key("metrics"), &x, "RunEventMetrics");
+                None
+            }
+        },
+    };
+    let usage = match usage {
+        None => {
+            ctx.missing(v, "usage");
+            None
+        }
+        Some(x) => match (x.instance(), x.scalar()) {
+            (Some(Instance::Usage(u)), _) => Some(u),
+            (_, Scalar::Mapping) => {
+                nested(ctx, Loc::Key("usage".into()), |ctx| usage_from_map(ctx, &x))
+            }
+            _ => {
+                model_type_err(ctx, key("usage"), &x, "RunEventUsage");
+                None
+            }
+        },
+    };
+    let labels = match labels {
+        None => Some(Vec::new()),
+        Some(x) => labels_field(ctx, &x),
+    };
+    if ctx.errors.len() != n {
+        return None;
+    }
+    Some(RunEvent {
+        kind,
+        timestamp: timestamp?,
+        workspace_id: workspace_id?,
+        agent_id: agent_id?,
+        release_id: release_id?,
+        run_id: run_id?,
+        tenant_id: tenant_id?,
+        task_id: task_id?,
+        environment: environment?,
+        request,
+        metrics: metrics?,
+        usage: usage?,
+        labels: labels?,
+    })
+}
+
+/// Validates any value as a `RunEvent`: a mapping or an existing instance.
+pub fn event<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
+    if let Some(Instance::Event(e)) = v.instance() {
+        return Some(*e);
+    }
+    if matches!(v.scalar(), Scalar::Mapping) {
+        return event_from_map(ctx, v);
+    }
+    model_type_err(ctx, None, v, "RunEvent");
+    None
+}

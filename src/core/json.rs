@@ -1,0 +1,171 @@
+//! Small JSON writing helpers that reproduce Python's `json.dumps` output byte for byte
+//! (compact separators, `ensure_ascii=False`, Python float `repr`).
+
+use std::fmt::Write as _;
+
+/// Appends `s` as a JSON string literal, escaping exactly as Python's `json.dumps`
+/// with `ensure_ascii=False` does.
+pub fn write_str(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            buf.extend_from_slice(b"\\u00");
+            buf.push(HEX[(b >> 4) as usize]);
+            buf.push(HEX[(b & 0xf) as usize]);
+        } else {
+            buf.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+/// Appends an unsigned integer in decimal.
+pub fn write_u64(buf: &mut Vec<u8>, v: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    let mut n = v;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+/// Shortest round-trip digits and decimal exponent of a finite, non-negative float:
+/// `value = 0.d1d2d3... * 10^decpt`.
+fn shortest_digits(v: f64) -> (String, i32) {
+    // `{:e}` prints the shortest representation that round-trips, e.g. `1.2345e-7`.
+    let s = format!("{:e}", v);
+    let (mant, exp) = s.split_once('e').unwrap_or((s.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let digits = digits.trim_end_matches('0').to_string();
+    let digits = if digits.is_empty() {
+        "0".to_string()
+    } else {
+        digits
+    };
+    (digits, exp + 1)
+}
+
+/// How the exponent of a float in scientific notation is written.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FloatStyle {
+    /// Python `repr(float)`: `1e-07`, `1e+20` (at least two exponent digits).
+    Python,
+    /// pydantic-core JSON: `1e-7`, `1e+20`.
+    Pydantic,
+}
+
+/// Formats a finite float like Python's `repr` (or pydantic's JSON variant of it).
+pub fn format_float(v: f64, style: FloatStyle) -> String {
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
+    }
+    let neg = v < 0.0;
+    let (digits, decpt) = shortest_digits(v.abs());
+    let mut out = String::new();
+    if neg {
+        out.push('-');
+    }
+    let nd = digits.len() as i32;
+    if decpt > -4 && decpt <= 16 {
+        if decpt <= 0 {
+            out.push_str("0.");
+            for _ in 0..(-decpt) {
+                out.push('0');
+            }
+            out.push_str(&digits);
+        } else if decpt >= nd {
+            out.push_str(&digits);
+            for _ in 0..(decpt - nd) {
+                out.push('0');
+            }
+            out.push_str(".0");
+        } else {
+            out.push_str(&digits[..decpt as usize]);
+            out.push('.');
+            out.push_str(&digits[decpt as usize..]);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if nd > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let e = decpt - 1;
+        let sign = if e < 0 { '-' } else { '+' };
+        match style {
+            FloatStyle::Python => {
+                let _ = write!(out, "e{}{:02}", sign, e.abs());
+            }
+            FloatStyle::Pydantic => {
+                let _ = write!(out, "e{}{}", sign, e.abs());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_match_python_repr() {
+        let cases = [
+            (1.0, "1.0"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e-7, "1e-07"),
+            (1e20, "1e+20"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (123.456, "123.456"),
+            (-2.5, "-2.5"),
+            (1.5e300, "1.5e+300"),
+            (5e-324, "5e-324"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_float(v, FloatStyle::Python), want, "{v}");
+        }
+        assert_eq!(format_float(1e-7, FloatStyle::Pydantic), "1e-7");
+        assert_eq!(format_float(1e20, FloatStyle::Pydantic), "1e+20");
+    }
+
+    #[test]
+    fn strings_escape_like_python() {
+        let mut b = Vec::new();
+        write_str(&mut b, "a\"b\\c\n\u{1}é\u{7f}");
+        assert_eq!(
+            String::from_utf8(b).unwrap_or_default(),
+            "\"a\\\"b\\\\c\\n\\u0001é\u{7f}\""
+        );
+    }
+}

@@ -1,0 +1,359 @@
+//! The native transport: a keep-alive reqwest client per SDK client, URL joining, the
+//! bearer header and the retry loop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use tokio::sync::Semaphore;
+
+use crate::core::api::{ApiRequest, Method};
+use crate::core::error::{Error, Phase};
+
+/// How a client talks to the server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Base URL with trailing slashes removed; request URLs are `base_url + path`.
+    pub base_url: String,
+    /// Connect and per-read timeout (`None`: no timeout).
+    pub timeout: Option<Duration>,
+    /// Extra attempts after a transport failure.
+    pub max_retries: u32,
+    /// Sleep before retry *n* (0-based) is `backoff_s * 2^n`.
+    pub backoff_s: f64,
+    /// Bearer token; empty means none.
+    pub api_token: Option<String>,
+    /// Requests in flight at once; further calls wait for a slot (not counted as timeout).
+    pub max_in_flight: usize,
+}
+
+impl Config {
+    /// A config with the reference SDK's defaults for `base_url`.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            timeout: Some(Duration::from_secs(5)),
+            max_retries: 0,
+            backoff_s: 0.1,
+            api_token: None,
+            max_in_flight: 100,
+        }
+    }
+}
+
+/// A received HTTP response (any status).
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lower-case, in arrival order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// First value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+struct Http {
+    pid: u32,
+    client: reqwest::Client,
+}
+
+/// A FlightDeck HTTP client: connection pool, auth, timeouts and retries.
+pub struct Client {
+    cfg: Config,
+    auth: Option<HeaderValue>,
+    http: Mutex<Option<Http>>,
+    closed: AtomicBool,
+    slots: Semaphore,
+}
+
+impl Client {
+    /// Creates a client; no connection is made until the first request.
+    ///
+    /// # Errors
+    /// [`Error::LocalProtocol`] when the token cannot be sent as a header value.
+    pub fn new(cfg: Config) -> Result<Self, Error> {
+        let auth = match cfg.api_token.as_deref() {
+            Some(t) if !t.is_empty() => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                    Error::LocalProtocol(
+                        "api_token contains characters not allowed in an HTTP header".into(),
+                    )
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            _ => None,
+        };
+        let slots = Semaphore::new(cfg.max_in_flight.max(1));
+        Ok(Self {
+            cfg,
+            auth,
+            http: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            slots,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The absolute URL of a request.
+    pub fn url_for(&self, req: &ApiRequest) -> String {
+        format!("{}{}", self.cfg.base_url, req.path_and_query())
+    }
+
+    /// Headers the SDK adds to a request (auth, content type), in wire order.
+    pub fn request_headers(&self, req: &ApiRequest) -> Vec<(&'static str, String)> {
+        let mut h = Vec::with_capacity(2);
+        if req.method == Method::Post {
+            h.push(("Content-Type", "application/json".to_string()));
+        }
+        if let Some(tok) = self.cfg.api_token.as_deref().filter(|t| !t.is_empty()) {
+            h.push(("Authorization", format!("Bearer {tok}")));
+        }
+        h
+    }
+
+    /// Closes the client: the pool is dropped and later requests fail with [`Error::Closed`].
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let mut g = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        *g = None;
+    }
+
+    /// Whether [`Client::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn http(&self) -> Result<reqwest::Client, Error> {
+        let pid = std::process::id();
+        let mut g = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = g.as_ref() {
+            if h.pid == pid {
+                return Ok(h.client.clone());
+            }
+        }
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("flightdeck-rs/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(4))
+            .pool_max_idle_per_host(self.cfg.max_in_flight.max(1))
+            .http1_only()
+            .tcp_nodelay(true);
+        if let Some(t) = self.cfg.timeout {
+            b = b.connect_timeout(t).read_timeout(t);
+        }
+        let client = b.build().map_err(|e| Error::from_reqwest(&e))?;
+        if let Some(old) = g.take() {
+            if old.pid != pid {
+                // The parent's pool belongs to the parent's runtime; never touch it here.
+                std::mem::forget(old);
+            }
+        }
+        *g = Some(Http {
+            pid,
+            client: client.clone(),
+        });
+        Ok(client)
+    }
+
+    fn parse_url(&self, req: &ApiRequest) -> Result<reqwest::Url, Error> {
+        let full = self.url_for(req);
+        let lower = full.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(if lower.contains("://") {
+                Error::UnsupportedProtocol(format!(
+                    "Request URL has an unsupported protocol '{}'.",
+                    full.split("://").next().unwrap_or_default()
+                ))
+            } else {
+                Error::UnsupportedProtocol(
+                    "Request URL is missing an 'http://' or 'https://' protocol.".into(),
+                )
+            });
+        }
+        reqwest::Url::parse(&full).map_err(|e| Error::InvalidUrl(format!("Invalid URL: {e}")))
+    }
+
+    async fn once(&self, url: reqwest::Url, req: &ApiRequest) -> Result<Response, Error> {
+        let http = self.http()?;
+        let _slot = self.slots.acquire().await.map_err(|_| Error::Closed)?;
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        let mut headers = HeaderMap::with_capacity(2);
+        let mut rb = http.request(method, url);
+        if let Some(body) = &req.body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            rb = rb.body(body.clone());
+        }
+        if let Some(a) = &self.auth {
+            headers.insert(AUTHORIZATION, a.clone());
+        }
+        let resp = rb
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| Error::from_reqwest(&e))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends `req`, retrying transport failures up to `max_retries` times with exponential
+    /// backoff. Non-idempotent requests are retried only when they never reached the server.
+    ///
+    /// # Errors
+    /// The last attempt's [`Error`]; HTTP error statuses are returned as a [`Response`].
+    pub async fn send(&self, req: &ApiRequest) -> Result<Response, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let url = self.parse_url(req);
+        let mut attempt: u32 = 0;
+        loop {
+            let result = match &url {
+                Ok(u) => self.once(u.clone(), req).await,
+                Err(e) => Err(clone_err(e)),
+            };
+            match result {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let may_retry = e.is_transport()
+                        && (req.idempotent || e.phase() == Phase::Connect)
+                        && attempt < self.cfg.max_retries
+                        && !self.is_closed();
+                    if !may_retry {
+                        return Err(e);
+                    }
+                    let delay = self.cfg.backoff_s * 2f64.powi(attempt as i32);
+                    if delay > 0.0 && delay.is_finite() {
+                        tokio::time::sleep(Duration::from_secs_f64(delay.min(3600.0))).await;
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+fn clone_err(e: &Error) -> Error {
+    match e {
+        Error::UnsupportedProtocol(m) => Error::UnsupportedProtocol(m.clone()),
+        Error::InvalidUrl(m) => Error::InvalidUrl(m.clone()),
+        other => Error::LocalProtocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::api;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A loopback server answering every request with `reply`, counting connections.
+    async fn server(reply: &'static [u8]) -> (String, Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                h.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(reply).await;
+                });
+            }
+        });
+        (format!("http://{addr}"), hits)
+    }
+
+    #[tokio::test]
+    async fn returns_status_and_body() {
+        let (url, _) =
+            server(b"HTTP/1.1 409 Conflict\r\ncontent-length: 2\r\nx-a: b\r\n\r\n{}").await;
+        let c = Client::new(Config::new(&url)).unwrap();
+        let r = c.send(&api::health()).await.unwrap();
+        assert_eq!(r.status, 409);
+        assert_eq!(r.header("X-A"), Some(&b"b"[..]));
+        assert_eq!(&r.body[..], b"{}");
+    }
+
+    #[tokio::test]
+    async fn refused_is_connect_error_and_retried() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let mut cfg = Config::new(&url);
+        cfg.max_retries = 2;
+        cfg.backoff_s = 0.0;
+        let c = Client::new(cfg).unwrap();
+        let e = c.send(&api::health()).await.unwrap_err();
+        assert!(matches!(e, Error::Connect(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn audit_actions_are_not_resent_after_reaching_the_server() {
+        // The server accepts, reads, and closes without answering.
+        let (url, hits) = server(b"").await;
+        let mut cfg = Config::new(&url);
+        cfg.max_retries = 3;
+        cfg.backoff_s = 0.0;
+        let c = Client::new(cfg).unwrap();
+        let req = api::promote_like(api::Action::Promote, "r", "e", "1h", "x", "sdk");
+        let e = c.send(&req).await.unwrap_err();
+        assert!(e.phase() == Phase::AfterSend, "{e:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        let e2 = c.send(&api::health()).await.unwrap_err();
+        assert!(e2.is_transport());
+        assert_eq!(hits.load(Ordering::SeqCst), 1 + 4);
+    }
+
+    #[tokio::test]
+    async fn closed_client_refuses() {
+        let c = Client::new(Config::new("http://127.0.0.1:9")).unwrap();
+        c.close();
+        assert!(matches!(c.send(&api::health()).await, Err(Error::Closed)));
+    }
+
+    #[tokio::test]
+    async fn missing_scheme_is_unsupported_protocol() {
+        let c = Client::new(Config::new("127.0.0.1:8765")).unwrap();
+        assert!(matches!(
+            c.send(&api::health()).await,
+            Err(Error::UnsupportedProtocol(_))
+        ));
+    }
+}
