@@ -1,1 +1,38 @@
+//! The Python binding (`flightdeck_rs._native`): every pyo3 type lives under here.
 
+pub mod client;
+pub mod convert;
+pub mod errors;
+pub mod models;
+pub mod runtime;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+#[pyo3(name = "_native")]
+pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<models::PyRunEvent>()?;
+    m.add_class::<models::PyRequest>()?;
+    m.add_class::<models::PyMetrics>()?;
+    m.add_class::<models::PyUsage>()?;
+    m.add_class::<models::PyModelUsage>()?;
+    m.add_class::<models::PyToolUsage>()?;
+    m.add_class::<client::NativeClient>()?;
+    m.add_class::<client::NativeRequest>()?;
+    m.add_class::<client::NativeResponse>()?;
+    m.add_function(wrap_pyfunction!(client::health, m)?)?;
+    m.add_function(wrap_pyfunction!(client::get_workspace, m)?)?;
+    m.add_function(wrap_pyfunction!(client::get_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(client::list_releases, m)?)?;
+    m.add_function(wrap_pyfunction!(client::list_promoted, m)?)?;
+    m.add_function(wrap_pyfunction!(client::list_actions, m)?)?;
+    m.add_function(wrap_pyfunction!(client::list_promotion_requests, m)?)?;
+    m.add_function(wrap_pyfunction!(client::list_runs, m)?)?;
+    m.add_function(wrap_pyfunction!(client::post_diff, m)?)?;
+    m.add_function(wrap_pyfunction!(client::promote_like, m)?)?;
+    m.add_function(wrap_pyfunction!(client::promote_confirm, m)?)?;
+    m.add_function(wrap_pyfunction!(client::ingest, m)?)?;
+    Ok(())
+}

@@ -166,8 +166,22 @@ impl Cursor<'_> {
 /// # Errors
 /// Returns the reason, worded like pydantic's `datetime_from_date_parsing` errors.
 pub fn parse(s: &str) -> Result<Timestamp, ParseError> {
+    parse_inner(s, false)
+}
+
+/// Parses the output of Python's `datetime.isoformat()`, which may carry seconds in the
+/// UTC offset (kept to the second here; JSON output cuts them to minutes like pydantic).
+///
+/// # Errors
+/// Returns the reason when the text is not an isoformat string.
+pub fn parse_isoformat(s: &str) -> Result<Timestamp, ParseError> {
+    parse_inner(s, true)
+}
+
+fn parse_inner(s: &str, offset_seconds: bool) -> Result<Timestamp, ParseError> {
     let t = s.as_bytes();
-    if !t.is_empty()
+    if !offset_seconds
+        && !t.is_empty()
         && t.iter()
             .all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'-' || *c == b'+')
         && t.len() < 20
@@ -259,7 +273,18 @@ pub fn parse(s: &str) -> Result<Timestamp, ParseError> {
             if h > 23 || m > 59 {
                 return Err(ParseError("timezone offset must be less than 24 hours"));
             }
-            let v = (h * 3600 + m * 60) as i32;
+            let mut secs = 0;
+            if offset_seconds && c.peek() == Some(b':') {
+                c.i += 1;
+                secs = c.digits(2, "invalid timezone second")?;
+                if c.peek() == Some(b'.') {
+                    c.i += 1;
+                    while matches!(c.peek(), Some(d) if d.is_ascii_digit()) {
+                        c.i += 1;
+                    }
+                }
+            }
+            let v = (h * 3600 + m * 60 + secs) as i32;
             Some(if sign == b'-' { -v } else { v })
         }
         Some(_) => {

@@ -50,7 +50,7 @@ pub enum Key<'k, S> {
 /// Input that can be validated into events.
 pub trait Source: Sized {
     /// A handle on the original input value, kept in error reports.
-    type Input: Clone;
+    type Input;
 
     /// Classifies the value.
     fn scalar(&self) -> Scalar<'_>;
@@ -151,7 +151,7 @@ pub struct Ctx<I> {
     pub errors: Vec<LineError<I>>,
 }
 
-impl<I: Clone> Default for Ctx<I> {
+impl<I> Default for Ctx<I> {
     fn default() -> Self {
         Self {
             path: Vec::new(),
@@ -160,7 +160,7 @@ impl<I: Clone> Default for Ctx<I> {
     }
 }
 
-impl<I: Clone> Ctx<I> {
+impl<I> Ctx<I> {
     fn push_err<S: Source<Input = I>>(
         &mut self,
         field: Option<Loc>,
@@ -402,8 +402,8 @@ fn boolean<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<bool
         Scalar::Bool(b) => return Some(b),
         Scalar::Int(0) => Some(false),
         Scalar::Int(1) => Some(true),
-        Scalar::Float(f) if f == 0.0 => Some(false),
-        Scalar::Float(f) if f == 1.0 => Some(true),
+        Scalar::Float(0.0) => Some(false),
+        Scalar::Float(1.0) => Some(true),
         Scalar::Int(_) | Scalar::BigInt(_) | Scalar::Float(_) => None,
         Scalar::Str(s) => bool_from_str(&s),
         Scalar::Bytes(b) => std::str::from_utf8(&b).ok().and_then(bool_from_str),
@@ -603,7 +603,7 @@ fn literal<S: Source>(
 }
 
 /// Runs `f` with `name` appended to the error path.
-fn nested<I: Clone, R>(ctx: &mut Ctx<I>, name: Loc, f: impl FnOnce(&mut Ctx<I>) -> R) -> R {
+fn nested<I, R>(ctx: &mut Ctx<I>, name: Loc, f: impl FnOnce(&mut Ctx<I>) -> R) -> R {
     ctx.path.push(name);
     let r = f(ctx);
     ctx.path.pop();
@@ -821,6 +821,45 @@ fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(String
     (ctx.errors.len() == n).then_some(out)
 }
 
+fn request_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Option<Request>> {
+    match (x.instance(), x.scalar()) {
+        (Some(Instance::Request(r)), _) => Some(Some(r)),
+        (_, Scalar::Null) => Some(None),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Key("request".into()), |ctx| {
+            request_from_map(ctx, x)
+        })
+        .map(Some),
+        _ => {
+            model_type_err(ctx, key("request"), x, "RunEventRequest");
+            None
+        }
+    }
+}
+
+fn metrics_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Metrics> {
+    match (x.instance(), x.scalar()) {
+        (Some(Instance::Metrics(m)), _) => Some(m),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Key("metrics".into()), |ctx| {
+            metrics_from_map(ctx, x)
+        }),
+        _ => {
+            model_type_err(ctx, key("metrics"), x, "RunEventMetrics");
+            None
+        }
+    }
+}
+
+fn usage_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Usage> {
+    match (x.instance(), x.scalar()) {
+        (Some(Instance::Usage(u)), _) => Some(u),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Key("usage".into()), |ctx| usage_from_map(ctx, x)),
+        _ => {
+            model_type_err(ctx, key("usage"), x, "RunEventUsage");
+            None
+        }
+    }
+}
+
 /// Validates a whole `RunEvent` mapping; on failure every problem is in `ctx.errors`.
 pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
     const NAMES: [&str; 14] = [
@@ -877,47 +916,19 @@ pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEv
     let task_id = req_str(ctx, "task_id", task_id);
     let environment = req_str(ctx, "environment", environment);
     let request = match request {
-        None => None,
-        Some(x) => match (x.instance(), x.scalar()) {
-            (Some(Instance::Request(r)), _) => Some(r),
-            (_, Scalar::Null) => None,
-            (_, Scalar::Mapping) => nested(ctx, Loc::Key("request".into()), |ctx| {
-                request_from_map(ctx, &x)
-            }),
-            _ => {
-                model_type_err(ctx, key("request"), &x, "RunEventRequest");
-                None
-            }
-        },
+        None => Some(None),
+        Some(x) => request_field(ctx, &x),
     };
     let metrics = match metrics {
         None => Some(Metrics::default()),
-        Some(x) => match (x.instance(), x.scalar()) {
-            (Some(Instance::Metrics(m)), _) => Some(m),
-            (_, Scalar::Mapping) => nested(ctx, Loc::Key("metrics".into()), |ctx| {
-                metrics_from_map(ctx, &x)
-            }),
-            _ => {
-                model_type_err(ctx, key("metrics"), &x, "RunEventMetrics");
-                None
-            }
-        },
+        Some(x) => metrics_field(ctx, &x),
     };
     let usage = match usage {
         None => {
             ctx.missing(v, "usage");
             None
         }
-        Some(x) => match (x.instance(), x.scalar()) {
-            (Some(Instance::Usage(u)), _) => Some(u),
-            (_, Scalar::Mapping) => {
-                nested(ctx, Loc::Key("usage".into()), |ctx| usage_from_map(ctx, &x))
-            }
-            _ => {
-                model_type_err(ctx, key("usage"), &x, "RunEventUsage");
-                None
-            }
-        },
+        Some(x) => usage_field(ctx, &x),
     };
     let labels = match labels {
         None => Some(Vec::new()),
@@ -936,7 +947,7 @@ pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEv
         tenant_id: tenant_id?,
         task_id: task_id?,
         environment: environment?,
-        request,
+        request: request?,
         metrics: metrics?,
         usage: usage?,
         labels: labels?,
@@ -953,4 +964,167 @@ pub fn event<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
     }
     model_type_err(ctx, None, v, "RunEvent");
     None
+}
+
+/// Validates `v` for the field `name` of a `RunEvent` and stores it (attribute assignment).
+/// Returns `false` when `name` is not a field.
+pub fn assign_event<S: Source>(
+    ctx: &mut Ctx<S::Input>,
+    e: &mut RunEvent,
+    name: &str,
+    v: &S,
+) -> bool {
+    fn set<T>(slot: &mut T, v: Option<T>) {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    }
+    match name {
+        "api_version" => {
+            literal(ctx, name, v, &[API_VERSION]);
+        }
+        "type" => match literal(ctx, name, v, &["run_start", "run_end"]) {
+            Some("run_start") => e.kind = EventType::RunStart,
+            Some(_) => e.kind = EventType::RunEnd,
+            None => {}
+        },
+        "timestamp" => set(&mut e.timestamp, datetime(ctx, name, v)),
+        "workspace_id" => set(&mut e.workspace_id, string(ctx, name, v)),
+        "agent_id" => set(&mut e.agent_id, string(ctx, name, v)),
+        "release_id" => set(&mut e.release_id, string(ctx, name, v)),
+        "run_id" => set(&mut e.run_id, string(ctx, name, v)),
+        "tenant_id" => set(&mut e.tenant_id, string(ctx, name, v)),
+        "task_id" => set(&mut e.task_id, string(ctx, name, v)),
+        "environment" => set(&mut e.environment, string(ctx, name, v)),
+        "request" => set(&mut e.request, request_field(ctx, v)),
+        "metrics" => set(&mut e.metrics, metrics_field(ctx, v)),
+        "usage" => set(&mut e.usage, usage_field(ctx, v)),
+        "labels" => set(&mut e.labels, labels_field(ctx, v)),
+        _ => return false,
+    }
+    true
+}
+
+/// Attribute assignment on `RunEventRequest`.
+pub fn assign_request<S: Source>(
+    ctx: &mut Ctx<S::Input>,
+    r: &mut Request,
+    name: &str,
+    v: &S,
+) -> bool {
+    let slot = match name {
+        "session_id" => &mut r.session_id,
+        "trace_id" => &mut r.trace_id,
+        "span_id" => &mut r.span_id,
+        _ => return false,
+    };
+    if let Some(x) = opt_string(ctx, name, v) {
+        *slot = x;
+    }
+    true
+}
+
+/// Attribute assignment on `RunEventMetrics`.
+pub fn assign_metrics<S: Source>(
+    ctx: &mut Ctx<S::Input>,
+    m: &mut Metrics,
+    name: &str,
+    v: &S,
+) -> bool {
+    match name {
+        "latency_ms" => {
+            if let Some(x) = opt_uint(ctx, name, v) {
+                m.latency_ms = x;
+            }
+        }
+        "success" => {
+            if let Some(x) = boolean(ctx, name, v) {
+                m.success = x;
+            }
+        }
+        "error_type" => {
+            if let Some(x) = opt_string(ctx, name, v) {
+                m.error_type = x;
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Attribute assignment on `RunEventModelUsage`.
+pub fn assign_model_usage<S: Source>(
+    ctx: &mut Ctx<S::Input>,
+    m: &mut ModelUsage,
+    name: &str,
+    v: &S,
+) -> bool {
+    match name {
+        "provider" | "model" => {
+            if let Some(x) = string(ctx, name, v) {
+                if name == "provider" {
+                    m.provider = x;
+                } else {
+                    m.model = x;
+                }
+            }
+        }
+        "input_tokens" | "output_tokens" | "cached_input_tokens" => {
+            if let Some(x) = uint(ctx, name, v) {
+                match name {
+                    "input_tokens" => m.input_tokens = x,
+                    "output_tokens" => m.output_tokens = x,
+                    _ => m.cached_input_tokens = x,
+                }
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Attribute assignment on `RunEventToolUsage`.
+pub fn assign_tool<S: Source>(
+    ctx: &mut Ctx<S::Input>,
+    t: &mut ToolUsage,
+    name: &str,
+    v: &S,
+) -> bool {
+    match name {
+        "tool_name" => {
+            if let Some(x) = string(ctx, name, v) {
+                t.tool_name = x;
+            }
+        }
+        "invocations" => {
+            if let Some(x) = uint(ctx, name, v) {
+                t.invocations = x;
+            }
+        }
+        "cost_units" => {
+            if let Some(x) = float_ge0(ctx, name, v) {
+                t.cost_units = x;
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Attribute assignment on `RunEventUsage`.
+pub fn assign_usage<S: Source>(ctx: &mut Ctx<S::Input>, u: &mut Usage, name: &str, v: &S) -> bool {
+    match name {
+        "model" => {
+            if let Some(x) = model_usage_field(ctx, v) {
+                u.model = x;
+            }
+        }
+        "tools" => {
+            if let Some(x) = tools_field(ctx, v) {
+                u.tools = x;
+            }
+        }
+        _ => return false,
+    }
+    true
 }

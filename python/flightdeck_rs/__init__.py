@@ -1,0 +1,22 @@
+"""flightdeck-rs: a fast drop-in replacement for ``flightdeck.sdk`` with a Rust core.
+
+Switch by changing two imports::
+
+    from flightdeck_rs.sdk import FlightdeckClient, AsyncFlightdeckClient
+    from flightdeck_rs.models import RunEvent
+"""
+
+from __future__ import annotations
+
+from flightdeck_rs._errors import ValidationError
+from flightdeck_rs._native import __version__
+from flightdeck_rs.models import RunEvent
+from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
+
+__all__ = [
+    "AsyncFlightdeckClient",
+    "FlightdeckClient",
+    "RunEvent",
+    "ValidationError",
+    "__version__",
+]

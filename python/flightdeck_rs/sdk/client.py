@@ -1,0 +1,620 @@
+"""``FlightdeckClient`` and ``AsyncFlightdeckClient``: the reference SDK's surface on a Rust
+transport.
+
+Every request is defined once in the Rust core (method, path, query, body). The sync client
+blocks on it with the GIL released; the async client awaits it on the running asyncio loop.
+When an ``httpx`` client is injected, the same request goes through it instead, so
+``httpx.MockTransport``, proxies and custom CAs keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from itertools import islice
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from flightdeck_rs import _native
+from flightdeck_rs._native import NativeClient, NativeRequest, NativeResponse
+from flightdeck_rs.models import RunEvent
+
+__all__ = ["FlightdeckClient", "AsyncFlightdeckClient"]
+
+EXPORT_HEADER_KEYS = (
+    "X-Flightdeck-Matched-Total",
+    "X-Flightdeck-Returned",
+    "X-Flightdeck-Offset",
+    "X-Flightdeck-Truncated",
+)
+
+# Failures raised before a request could reach the server: retrying them cannot record an
+# audit action twice.
+_NEVER_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+
+
+def _native_client(
+    base_url: str,
+    timeout_s: float | None,
+    max_retries: int,
+    retry_backoff_s: float,
+    api_token: str | None,
+) -> NativeClient:
+    if api_token is not None:
+        if not isinstance(api_token, str):
+            raise TypeError(f"api_token must be a str or None, got {type(api_token).__name__}")
+        if api_token != api_token.strip():
+            raise ValueError(
+                "api_token has leading or trailing whitespace; the server strips its own "
+                "token, so this one would never match (strip it before passing it)"
+            )
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    return NativeClient(
+        base_url,
+        timeout_s=None if timeout_s is None else float(timeout_s),
+        max_retries=int(max_retries),
+        retry_backoff_s=float(retry_backoff_s),
+        api_token=api_token,
+    )
+
+
+def _status_error(url: str, req: NativeRequest, resp: NativeResponse) -> httpx.HTTPStatusError:
+    """Builds the exact ``HTTPStatusError`` httpx raises, with real Request/Response objects."""
+    request = httpx.Request(req.method, url, content=req.body)
+    response = httpx.Response(
+        resp.status, headers=resp.headers, content=resp.body, request=request
+    )
+    try:
+        response.raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        return exc
+    return httpx.HTTPStatusError(  # pragma: no cover - only non-2xx reach here
+        f"unexpected status {resp.status}", request=request, response=response
+    )
+
+
+def _may_retry(req: NativeRequest, exc: httpx.RequestError) -> bool:
+    return req.idempotent or isinstance(exc, _NEVER_SENT)
+
+
+def _as_list(events: Iterable[Any]) -> list[Any]:
+    return events if type(events) is list else list(events)
+
+
+class FlightdeckClient:
+    """Synchronous client for a running ``flightdeck serve``.
+
+    Args:
+        base_url: Server URL, e.g. ``"http://127.0.0.1:8765"``; trailing ``/`` are removed.
+        timeout_s: Connect and read timeout in seconds (``None``: no timeout).
+        max_retries: Extra attempts after a transport failure (``httpx.RequestError``).
+        retry_backoff_s: Sleep before retry *n* is ``retry_backoff_s * 2**n``.
+        api_token: Bearer token, required by a server started with
+            ``FLIGHTDECK_LOCAL_API_TOKEN``.
+        client: An ``httpx.Client`` to send requests through instead of the native
+            transport; it is not closed by :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_retries: int = 0,
+        retry_backoff_s: float = 0.1,
+        api_token: str | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._native = _native_client(base_url, timeout_s, max_retries, retry_backoff_s, api_token)
+        self._owns_client = client is None
+        self._client = client
+        self._max_retries = max(0, int(max_retries))
+        self._backoff_s = max(0.0, float(retry_backoff_s))
+
+    def __repr__(self) -> str:
+        return f"FlightdeckClient(base_url={self._native.base_url!r})"
+
+    def __enter__(self) -> FlightdeckClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the connection pool (an injected ``httpx.Client`` is left open)."""
+        if self._owns_client:
+            self._native.close()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _send_injected(self, req: NativeRequest) -> httpx.Response:
+        client = self._client
+        assert client is not None
+        url = self._native.url(req)
+        headers = self._native.headers(req)
+        body = req.body
+        attempt = 0
+        while True:
+            try:
+                if body is None:
+                    resp = client.request(req.method, url, headers=headers)
+                else:
+                    resp = client.request(req.method, url, content=body, headers=headers)
+                break
+            except httpx.RequestError as exc:
+                if attempt >= self._max_retries or not _may_retry(req, exc):
+                    raise
+                time.sleep(self._backoff_s * (2**attempt))
+                attempt += 1
+        resp.raise_for_status()
+        return resp
+
+    def _send(self, req: NativeRequest) -> NativeResponse:
+        resp = self._native.send(req)
+        if not 200 <= resp.status < 300:
+            raise _status_error(self._native.url(req), req, resp)
+        return resp
+
+    def _json(self, req: NativeRequest) -> Any:
+        if self._client is not None:
+            return self._send_injected(req).json()
+        return json.loads(self._send(req).body)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: ``{"status": "ok", "mutation_auth": …, "read_auth": …}``."""
+        return self._json(_native.health())  # type: ignore[no-any-return]
+
+    def get_workspace(self) -> dict[str, Any]:
+        """``GET /v1/workspace``: the public workspace flags and server version."""
+        return self._json(_native.get_workspace())  # type: ignore[no-any-return]
+
+    def get_metrics(self) -> dict[str, Any]:
+        """``GET /v1/metrics``: ledger counters (an addition; the reference has no method)."""
+        return self._json(_native.get_metrics())  # type: ignore[no-any-return]
+
+    def list_releases(self) -> dict[str, Any]:
+        """``GET /v1/releases``: ``{"releases": [...]}``, newest first."""
+        return self._json(_native.list_releases())  # type: ignore[no-any-return]
+
+    def list_promoted(self) -> dict[str, Any]:
+        """``GET /v1/promoted``: the promoted release per agent and environment."""
+        return self._json(_native.list_promoted())  # type: ignore[no-any-return]
+
+    def list_actions(
+        self,
+        *,
+        agent_id: str | None = None,
+        environment: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """``GET /v1/actions``: the audit log, newest first."""
+        return self._json(  # type: ignore[no-any-return]
+            _native.list_actions(agent_id, environment, limit)
+        )
+
+    def post_diff(
+        self,
+        *,
+        baseline_release_id: str,
+        candidate_release_id: str,
+        window: str,
+        environment: str | None = None,
+        tenant_id: str | None = None,
+        task_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /v1/diff``: cost / latency / error-rate diff with a confidence label."""
+        req = _native.post_diff(
+            baseline_release_id, candidate_release_id, window, environment, tenant_id, task_id
+        )
+        return self._json(req)  # type: ignore[no-any-return]
+
+    def post_promote(
+        self,
+        *,
+        release_id: str,
+        environment: str,
+        window: str,
+        reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/promote``; a policy block raises ``HTTPStatusError`` (409)."""
+        req = _native.promote_like("promote", release_id, environment, window, reason, actor)
+        return self._json(req)  # type: ignore[no-any-return]
+
+    def post_promote_request(
+        self,
+        *,
+        release_id: str,
+        environment: str,
+        window: str,
+        reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/promote/request``: first step of a two-step promotion."""
+        req = _native.promote_like("request", release_id, environment, window, reason, actor)
+        return self._json(req)  # type: ignore[no-any-return]
+
+    def post_promote_confirm(
+        self,
+        *,
+        request_id: str,
+        approval_reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/promote/confirm``: completes a pending promotion request."""
+        req = _native.promote_confirm(request_id, approval_reason, actor)
+        return self._json(req)  # type: ignore[no-any-return]
+
+    def list_promotion_requests(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """``GET /v1/promotion-requests``, newest first."""
+        return self._json(  # type: ignore[no-any-return]
+            _native.list_promotion_requests(status, limit)
+        )
+
+    def list_runs(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        environment: str | None = None,
+        tenant_id: str | None = None,
+        task_id: str | None = None,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        span_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """``GET /v1/runs``: a page of events, newest first."""
+        req = _native.list_runs(
+            release_id, window, environment, tenant_id, task_id, trace_id, session_id,
+            span_id, offset, limit, False,
+        )
+        return self._json(req)  # type: ignore[no-any-return]
+
+    def fetch_runs_export_ndjson(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        environment: str | None = None,
+        tenant_id: str | None = None,
+        task_id: str | None = None,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        span_id: str | None = None,
+        offset: int = 0,
+        limit: int = 500,
+    ) -> tuple[bytes, dict[str, str]]:
+        """``GET /v1/runs/export``: the raw NDJSON body and the ``X-Flightdeck-*`` headers."""
+        req = _native.list_runs(
+            release_id, window, environment, tenant_id, task_id, trace_id, session_id,
+            span_id, offset, limit, True,
+        )
+        if self._client is not None:
+            r = self._send_injected(req)
+            return r.content, {k: r.headers[k] for k in EXPORT_HEADER_KEYS if k in r.headers}
+        resp = self._send(req)
+        return resp.body, resp.export_headers()
+
+    def post_rollback(
+        self,
+        *,
+        release_id: str,
+        environment: str,
+        window: str,
+        reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/rollback``; a policy block raises ``HTTPStatusError`` (409)."""
+        req = _native.promote_like("rollback", release_id, environment, window, reason, actor)
+        return self._json(req)  # type: ignore[no-any-return]
+
+    def ingest_run_events(self, events: Iterable[RunEvent]) -> int:
+        """``POST /v1/events`` in one request; returns how many events were inserted.
+
+        Accepts ``RunEvent`` instances (ours or pydantic's) and dicts; all are validated
+        before anything is sent. Returns ``0`` without a request when ``events`` is empty.
+        """
+        req = _native.ingest(_as_list(events))
+        if req is None:
+            return 0
+        return int(self._json(req)["inserted"])
+
+    def ingest_run_events_batch(self, events: Iterable[RunEvent], *, chunk_size: int = 500) -> int:
+        """Sends ``events`` in chunks of ``chunk_size``; returns the total inserted."""
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be > 0")
+        total = 0
+        it = iter(events)
+        while chunk := list(islice(it, chunk_size)):
+            total += self.ingest_run_events(chunk)
+        return total
+
+
+class AsyncFlightdeckClient:
+    """Asynchronous client: the same methods as :class:`FlightdeckClient`, as coroutines.
+
+    Args:
+        base_url: Server URL, e.g. ``"http://127.0.0.1:8765"``; trailing ``/`` are removed.
+        timeout_s: Connect and read timeout in seconds (``None``: no timeout).
+        max_retries: Extra attempts after a transport failure (``httpx.RequestError``).
+        retry_backoff_s: Sleep before retry *n* is ``retry_backoff_s * 2**n``.
+        api_token: Bearer token, required by a server started with
+            ``FLIGHTDECK_LOCAL_API_TOKEN``.
+        client: An ``httpx.AsyncClient`` to send requests through instead of the native
+            transport; it is not closed by :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_retries: int = 0,
+        retry_backoff_s: float = 0.1,
+        api_token: str | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._native = _native_client(base_url, timeout_s, max_retries, retry_backoff_s, api_token)
+        self._owns_client = client is None
+        self._client = client
+        self._max_retries = max(0, int(max_retries))
+        self._backoff_s = max(0.0, float(retry_backoff_s))
+
+    def __repr__(self) -> str:
+        return f"AsyncFlightdeckClient(base_url={self._native.base_url!r})"
+
+    async def __aenter__(self) -> AsyncFlightdeckClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Closes the connection pool (an injected ``httpx.AsyncClient`` is left open)."""
+        if self._owns_client:
+            self._native.close()
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _send_injected(self, req: NativeRequest) -> httpx.Response:
+        client = self._client
+        assert client is not None
+        url = self._native.url(req)
+        headers = self._native.headers(req)
+        body = req.body
+        attempt = 0
+        while True:
+            try:
+                if body is None:
+                    resp = await client.request(req.method, url, headers=headers)
+                else:
+                    resp = await client.request(req.method, url, content=body, headers=headers)
+                break
+            except httpx.RequestError as exc:
+                if attempt >= self._max_retries or not _may_retry(req, exc):
+                    raise
+                await asyncio.sleep(self._backoff_s * (2**attempt))
+                attempt += 1
+        resp.raise_for_status()
+        return resp
+
+    async def _send(self, req: NativeRequest) -> NativeResponse:
+        resp: NativeResponse = await self._native.send_async(req)
+        if not 200 <= resp.status < 300:
+            raise _status_error(self._native.url(req), req, resp)
+        return resp
+
+    async def _json(self, req: NativeRequest) -> Any:
+        if self._client is not None:
+            return (await self._send_injected(req)).json()
+        return json.loads((await self._send(req)).body)
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /health``: ``{"status": "ok", "mutation_auth": …, "read_auth": …}``."""
+        return await self._json(_native.health())  # type: ignore[no-any-return]
+
+    async def get_workspace(self) -> dict[str, Any]:
+        """``GET /v1/workspace``: the public workspace flags and server version."""
+        return await self._json(_native.get_workspace())  # type: ignore[no-any-return]
+
+    async def get_metrics(self) -> dict[str, Any]:
+        """``GET /v1/metrics``: ledger counters (an addition; the reference has no method)."""
+        return await self._json(_native.get_metrics())  # type: ignore[no-any-return]
+
+    async def list_releases(self) -> dict[str, Any]:
+        """``GET /v1/releases``: ``{"releases": [...]}``, newest first."""
+        return await self._json(_native.list_releases())  # type: ignore[no-any-return]
+
+    async def list_promoted(self) -> dict[str, Any]:
+        """``GET /v1/promoted``: the promoted release per agent and environment."""
+        return await self._json(_native.list_promoted())  # type: ignore[no-any-return]
+
+    async def list_actions(
+        self,
+        *,
+        agent_id: str | None = None,
+        environment: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """``GET /v1/actions``: the audit log, newest first."""
+        return await self._json(  # type: ignore[no-any-return]
+            _native.list_actions(agent_id, environment, limit)
+        )
+
+    async def post_diff(
+        self,
+        *,
+        baseline_release_id: str,
+        candidate_release_id: str,
+        window: str,
+        environment: str | None = None,
+        tenant_id: str | None = None,
+        task_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /v1/diff``: cost / latency / error-rate diff with a confidence label."""
+        req = _native.post_diff(
+            baseline_release_id, candidate_release_id, window, environment, tenant_id, task_id
+        )
+        return await self._json(req)  # type: ignore[no-any-return]
+
+    async def post_promote(
+        self,
+        *,
+        release_id: str,
+        environment: str,
+        window: str,
+        reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/promote``; a policy block raises ``HTTPStatusError`` (409)."""
+        req = _native.promote_like("promote", release_id, environment, window, reason, actor)
+        return await self._json(req)  # type: ignore[no-any-return]
+
+    async def post_promote_request(
+        self,
+        *,
+        release_id: str,
+        environment: str,
+        window: str,
+        reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/promote/request``: first step of a two-step promotion."""
+        req = _native.promote_like("request", release_id, environment, window, reason, actor)
+        return await self._json(req)  # type: ignore[no-any-return]
+
+    async def post_promote_confirm(
+        self,
+        *,
+        request_id: str,
+        approval_reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/promote/confirm``: completes a pending promotion request."""
+        req = _native.promote_confirm(request_id, approval_reason, actor)
+        return await self._json(req)  # type: ignore[no-any-return]
+
+    async def list_promotion_requests(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """``GET /v1/promotion-requests``, newest first."""
+        return await self._json(  # type: ignore[no-any-return]
+            _native.list_promotion_requests(status, limit)
+        )
+
+    async def list_runs(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        environment: str | None = None,
+        tenant_id: str | None = None,
+        task_id: str | None = None,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        span_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """``GET /v1/runs``: a page of events, newest first."""
+        req = _native.list_runs(
+            release_id, window, environment, tenant_id, task_id, trace_id, session_id,
+            span_id, offset, limit, False,
+        )
+        return await self._json(req)  # type: ignore[no-any-return]
+
+    async def fetch_runs_export_ndjson(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        environment: str | None = None,
+        tenant_id: str | None = None,
+        task_id: str | None = None,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        span_id: str | None = None,
+        offset: int = 0,
+        limit: int = 500,
+    ) -> tuple[bytes, dict[str, str]]:
+        """``GET /v1/runs/export``: the raw NDJSON body and the ``X-Flightdeck-*`` headers."""
+        req = _native.list_runs(
+            release_id, window, environment, tenant_id, task_id, trace_id, session_id,
+            span_id, offset, limit, True,
+        )
+        if self._client is not None:
+            r = await self._send_injected(req)
+            return r.content, {k: r.headers[k] for k in EXPORT_HEADER_KEYS if k in r.headers}
+        resp = await self._send(req)
+        return resp.body, resp.export_headers()
+
+    async def post_rollback(
+        self,
+        *,
+        release_id: str,
+        environment: str,
+        window: str,
+        reason: str,
+        actor: str = "sdk",
+    ) -> dict[str, Any]:
+        """``POST /v1/rollback``; a policy block raises ``HTTPStatusError`` (409)."""
+        req = _native.promote_like("rollback", release_id, environment, window, reason, actor)
+        return await self._json(req)  # type: ignore[no-any-return]
+
+    async def ingest_run_events(self, events: Iterable[RunEvent]) -> int:
+        """``POST /v1/events`` in one request; returns how many events were inserted.
+
+        Accepts ``RunEvent`` instances (ours or pydantic's) and dicts; all are validated
+        before anything is sent. Returns ``0`` without a request when ``events`` is empty.
+        """
+        req = _native.ingest(_as_list(events))
+        if req is None:
+            return 0
+        return int((await self._json(req))["inserted"])
+
+    async def ingest_run_events_batch(
+        self, events: Iterable[RunEvent], *, chunk_size: int = 500
+    ) -> int:
+        """Sends ``events`` in chunks of ``chunk_size``; returns the total inserted."""
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be > 0")
+        total = 0
+        it = iter(events)
+        while chunk := list(islice(it, chunk_size)):
+            total += await self.ingest_run_events(chunk)
+        return total

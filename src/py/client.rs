@@ -1,0 +1,417 @@
+//! The native client: one `core::transport::Client`, a sync and an async send, and the
+//! request builders (one per endpoint, from `core::api`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+
+use crate::core::api::{self, Action, ApiRequest, RunsQuery, EXPORT_HEADER_KEYS};
+use crate::core::event::serialize;
+use crate::core::event::RunEvent;
+use crate::core::transport::{Client, Config, Response};
+
+use super::convert::query_value;
+use super::errors::to_pyerr;
+use super::models::{validate_event, PyRunEvent};
+use super::runtime;
+
+/// A request defined by the core, ready for either transport.
+#[pyclass(module = "flightdeck_rs._native", name = "NativeRequest", frozen)]
+pub struct NativeRequest {
+    pub inner: ApiRequest,
+}
+
+#[pymethods]
+impl NativeRequest {
+    /// `"GET"` or `"POST"`.
+    #[getter]
+    fn method(&self) -> &'static str {
+        self.inner.method.as_str()
+    }
+    /// Path with the encoded query string.
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path_and_query()
+    }
+    /// The JSON body, if any.
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner.body.as_ref().map(|b| PyBytes::new(py, b))
+    }
+    /// Whether a copy reaching the server twice is harmless.
+    #[getter]
+    fn idempotent(&self) -> bool {
+        self.inner.idempotent
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "<NativeRequest {} {}>",
+            self.inner.method.as_str(),
+            self.inner.path
+        )
+    }
+}
+
+/// A received response (any status).
+#[pyclass(module = "flightdeck_rs._native", name = "NativeResponse", frozen)]
+pub struct NativeResponse {
+    inner: Response,
+}
+
+#[pymethods]
+impl NativeResponse {
+    #[getter]
+    fn status(&self) -> u16 {
+        self.inner.status
+    }
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.body)
+    }
+    /// Headers as `(name, value)` byte pairs in arrival order.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items = self
+            .inner
+            .headers
+            .iter()
+            .map(|(k, v)| (PyBytes::new(py, k.as_bytes()), PyBytes::new(py, v)))
+            .collect::<Vec<_>>();
+        PyList::new(py, items)
+    }
+    /// The `X-Flightdeck-*` export headers, spelled as the reference returns them.
+    fn export_headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for k in EXPORT_HEADER_KEYS {
+            if let Some(v) = self.inner.header(k) {
+                d.set_item(k, String::from_utf8_lossy(v))?;
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// The native transport of one SDK client.
+#[pyclass(module = "flightdeck_rs._native", name = "NativeClient", frozen)]
+pub struct NativeClient {
+    inner: Arc<Client>,
+}
+
+#[pymethods]
+impl NativeClient {
+    #[new]
+    #[pyo3(signature = (base_url, *, timeout_s, max_retries, retry_backoff_s, api_token))]
+    fn new(
+        base_url: &str,
+        timeout_s: Option<f64>,
+        max_retries: i64,
+        retry_backoff_s: f64,
+        api_token: Option<String>,
+    ) -> PyResult<Self> {
+        let mut cfg = Config::new(base_url);
+        cfg.timeout = match timeout_s {
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) if t.is_nan() || t < 0.0 => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout_s must be >= 0, got {t}"
+                )))
+            }
+            _ => None,
+        };
+        cfg.max_retries = u32::try_from(max_retries.max(0)).unwrap_or(u32::MAX);
+        cfg.backoff_s = if retry_backoff_s.is_nan() {
+            0.0
+        } else {
+            retry_backoff_s.max(0.0)
+        };
+        cfg.api_token = api_token;
+        let client = Client::new(cfg).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(client),
+        })
+    }
+
+    /// The absolute URL of a request.
+    fn url(&self, req: &NativeRequest) -> String {
+        self.inner.url_for(&req.inner)
+    }
+
+    /// The SDK's own headers for a request (content type, auth), or `None` when there are
+    /// none (the reference passes `headers=None` then).
+    fn headers<'py>(
+        &self,
+        py: Python<'py>,
+        req: &NativeRequest,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let h = self.inner.request_headers(&req.inner);
+        if h.is_empty() {
+            return Ok(None);
+        }
+        let d = PyDict::new(py);
+        for (k, v) in h {
+            d.set_item(k, v)?;
+        }
+        Ok(Some(d))
+    }
+
+    /// Sends a request and waits (GIL released).
+    fn send(&self, py: Python<'_>, req: &NativeRequest) -> PyResult<NativeResponse> {
+        let client = self.inner.clone();
+        let r = &req.inner;
+        match runtime::block_on(py, client.send(r))? {
+            Ok(resp) => Ok(NativeResponse { inner: resp }),
+            Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &self.inner.url_for(r))),
+        }
+    }
+
+    /// Sends a request; returns an awaitable for the running asyncio loop.
+    fn send_async<'py>(&self, py: Python<'py>, req: &NativeRequest) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        let r = req.inner.clone();
+        runtime::awaitable(py, async move {
+            match client.send(&r).await {
+                Ok(resp) => Ok(NativeResponse { inner: resp }),
+                Err(e) => Err(Python::attach(|py| {
+                    to_pyerr(py, e, r.method.as_str(), &client.url_for(&r))
+                })),
+            }
+        })
+    }
+
+    /// Closes the pool; later sends raise `RuntimeError`.
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    #[getter]
+    fn base_url(&self) -> String {
+        self.inner.config().base_url.clone()
+    }
+}
+
+fn text(name: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {
+    match v.cast::<PyString>() {
+        Ok(s) => Ok(s.to_str()?.to_string()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{name} must be a str, got {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+fn opt_text(name: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(x) if x.is_none() => Ok(None),
+        Some(x) => text(name, x).map(Some),
+    }
+}
+
+fn req(inner: ApiRequest) -> NativeRequest {
+    NativeRequest { inner }
+}
+
+/// `GET /health`
+#[pyfunction]
+pub fn health() -> NativeRequest {
+    req(api::health())
+}
+
+/// `GET /v1/workspace`
+#[pyfunction]
+pub fn get_workspace() -> NativeRequest {
+    req(api::get_workspace())
+}
+
+/// `GET /v1/metrics`
+#[pyfunction]
+pub fn get_metrics() -> NativeRequest {
+    req(api::get_metrics())
+}
+
+/// `GET /v1/releases`
+#[pyfunction]
+pub fn list_releases() -> NativeRequest {
+    req(api::list_releases())
+}
+
+/// `GET /v1/promoted`
+#[pyfunction]
+pub fn list_promoted() -> NativeRequest {
+    req(api::list_promoted())
+}
+
+/// `GET /v1/actions`
+#[pyfunction]
+pub fn list_actions(
+    agent_id: Option<&Bound<'_, PyAny>>,
+    environment: Option<&Bound<'_, PyAny>>,
+    limit: &Bound<'_, PyAny>,
+) -> PyResult<NativeRequest> {
+    Ok(req(api::list_actions(
+        opt_query(agent_id)?,
+        opt_query(environment)?,
+        query_value(limit)?,
+    )))
+}
+
+fn opt_query(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    match v {
+        Some(x) if !x.is_none() => query_value(x).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// `GET /v1/promotion-requests`
+#[pyfunction]
+pub fn list_promotion_requests(
+    status: Option<&Bound<'_, PyAny>>,
+    limit: &Bound<'_, PyAny>,
+) -> PyResult<NativeRequest> {
+    Ok(req(api::list_promotion_requests(
+        opt_query(status)?,
+        query_value(limit)?,
+    )))
+}
+
+/// `GET /v1/runs` or, with `export=True`, `GET /v1/runs/export`.
+#[pyfunction]
+#[pyo3(signature = (release_id, window, environment, tenant_id, task_id, trace_id, session_id, span_id, offset, limit, export))]
+#[allow(clippy::too_many_arguments)]
+pub fn list_runs(
+    release_id: &Bound<'_, PyAny>,
+    window: &Bound<'_, PyAny>,
+    environment: Option<&Bound<'_, PyAny>>,
+    tenant_id: Option<&Bound<'_, PyAny>>,
+    task_id: Option<&Bound<'_, PyAny>>,
+    trace_id: Option<&Bound<'_, PyAny>>,
+    session_id: Option<&Bound<'_, PyAny>>,
+    span_id: Option<&Bound<'_, PyAny>>,
+    offset: &Bound<'_, PyAny>,
+    limit: &Bound<'_, PyAny>,
+    export: bool,
+) -> PyResult<NativeRequest> {
+    let q = RunsQuery {
+        release_id: query_value(release_id)?,
+        window: query_value(window)?,
+        environment: opt_query(environment)?,
+        tenant_id: opt_query(tenant_id)?,
+        task_id: opt_query(task_id)?,
+        trace_id: opt_query(trace_id)?,
+        session_id: opt_query(session_id)?,
+        span_id: opt_query(span_id)?,
+        offset: query_value(offset)?,
+        limit: query_value(limit)?,
+    };
+    Ok(req(if export {
+        api::runs_export(q)
+    } else {
+        api::list_runs(q)
+    }))
+}
+
+/// `POST /v1/diff`
+#[pyfunction]
+pub fn post_diff(
+    baseline_release_id: &Bound<'_, PyAny>,
+    candidate_release_id: &Bound<'_, PyAny>,
+    window: &Bound<'_, PyAny>,
+    environment: Option<&Bound<'_, PyAny>>,
+    tenant_id: Option<&Bound<'_, PyAny>>,
+    task_id: Option<&Bound<'_, PyAny>>,
+) -> PyResult<NativeRequest> {
+    Ok(req(api::post_diff(
+        &text("baseline_release_id", baseline_release_id)?,
+        &text("candidate_release_id", candidate_release_id)?,
+        &text("window", window)?,
+        opt_text("environment", environment)?.as_deref(),
+        opt_text("tenant_id", tenant_id)?.as_deref(),
+        opt_text("task_id", task_id)?.as_deref(),
+    )))
+}
+
+/// `POST /v1/promote`, `/v1/promote/request` or `/v1/rollback` (`action` names which).
+#[pyfunction]
+pub fn promote_like(
+    action: &str,
+    release_id: &Bound<'_, PyAny>,
+    environment: &Bound<'_, PyAny>,
+    window: &Bound<'_, PyAny>,
+    reason: &Bound<'_, PyAny>,
+    actor: &Bound<'_, PyAny>,
+) -> PyResult<NativeRequest> {
+    let action = match action {
+        "promote" => Action::Promote,
+        "request" => Action::PromoteRequest,
+        "rollback" => Action::Rollback,
+        other => return Err(PyValueError::new_err(format!("unknown action {other:?}"))),
+    };
+    Ok(req(api::promote_like(
+        action,
+        &text("release_id", release_id)?,
+        &text("environment", environment)?,
+        &text("window", window)?,
+        &text("reason", reason)?,
+        &text("actor", actor)?,
+    )))
+}
+
+/// `POST /v1/promote/confirm`
+#[pyfunction]
+pub fn promote_confirm(
+    request_id: &Bound<'_, PyAny>,
+    approval_reason: &Bound<'_, PyAny>,
+    actor: &Bound<'_, PyAny>,
+) -> PyResult<NativeRequest> {
+    Ok(req(api::promote_confirm(
+        &text("request_id", request_id)?,
+        &text("approval_reason", approval_reason)?,
+        &text("actor", actor)?,
+    )))
+}
+
+/// Validates and encodes events into a `POST /v1/events` request; `None` when `events`
+/// is empty. Items may be our `RunEvent`, a pydantic `RunEvent` or a dict.
+#[pyfunction]
+pub fn ingest(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Option<NativeRequest>> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut items: Vec<Arc<RunEvent>> = Vec::with_capacity(events.len());
+    for (i, item) in events.iter().enumerate() {
+        if let Ok(e) = item.cast::<PyRunEvent>() {
+            items.push(e.try_borrow()?.inner.clone());
+            continue;
+        }
+        let validated = if item.cast::<PyDict>().is_ok() {
+            validate_event(py, &item)
+        } else if item.hasattr("model_dump")? {
+            validate_event(py, &item.call_method0("model_dump")?)
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "events[{i}] must be a RunEvent or a dict, got {}",
+                item.get_type().name()?
+            )));
+        };
+        match validated {
+            Ok(e) => items.push(Arc::new(e)),
+            Err(err) => {
+                let note = format!("in events[{i}]");
+                let _ = err.value(py).call_method1("add_note", (note,));
+                return Err(err);
+            }
+        }
+    }
+    let body = py
+        .detach(|| serialize::events_body(items.iter().map(|a| a.as_ref())))
+        .map_err(|_| PyValueError::new_err("Out of range float values are not JSON compliant"))?;
+    Ok(Some(req(api::ingest(body))))
+}

@@ -1,0 +1,421 @@
+//! Conversions between Python objects and core types: the validator's view of Python
+//! values ([`PySrc`]), datetimes, and events rendered back as Python dicts.
+
+use std::borrow::Cow;
+
+use chrono::{Datelike, Timelike};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDict, PyFloat, PyInt, PyList, PyString,
+    PyTuple, PyType, PyTzInfo,
+};
+use pyo3::{intern, IntoPyObjectExt};
+
+use crate::core::event::timestamp::{self, Timestamp};
+use crate::core::event::validate::{
+    render_errors, CtxValue, Instance, Key, LineError, Loc, Scalar, Source,
+};
+use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage};
+
+use super::models::{PyMetrics, PyModelUsage, PyRequest, PyRunEvent, PyToolUsage, PyUsage};
+
+static DATETIME_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATE_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static VALIDATION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A Python value as seen by the core validator.
+pub struct PySrc<'py>(pub Bound<'py, PyAny>);
+
+fn datetime_cls(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    DATETIME_CLS.import(py, "datetime", "datetime")
+}
+
+fn date_cls(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    DATE_CLS.import(py, "datetime", "date")
+}
+
+/// Reads a `datetime.datetime` (or subclass) into a [`Timestamp`].
+pub fn timestamp_from_py(o: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
+    let iso = o.call_method0(intern!(o.py(), "isoformat"))?;
+    let iso = iso.cast::<PyString>()?.to_str()?;
+    timestamp::parse_isoformat(iso)
+        .map_err(|e| PyValueError::new_err(format!("cannot read datetime {iso:?}: {}", e.0)))
+}
+
+/// Builds a `datetime.datetime` from a [`Timestamp`] (fixed-offset `timezone` when aware).
+pub fn timestamp_to_py<'py>(py: Python<'py>, t: &Timestamp) -> PyResult<Bound<'py, PyAny>> {
+    let n = &t.naive;
+    let tz = match t.offset {
+        None => None,
+        Some(0) => Some(PyTzInfo::utc(py)?.to_owned()),
+        Some(off) => {
+            let delta = PyDelta::new(py, 0, off, 0, true)?;
+            Some(PyTzInfo::fixed_offset(py, delta)?)
+        }
+    };
+    let dt = PyDateTime::new(
+        py,
+        n.year(),
+        n.month() as u8,
+        n.day() as u8,
+        n.hour() as u8,
+        n.minute() as u8,
+        n.second() as u8,
+        n.nanosecond() / 1000,
+        tz.as_ref(),
+    )?;
+    Ok(dt.into_any())
+}
+
+impl<'py> Source for PySrc<'py> {
+    type Input = Py<PyAny>;
+
+    fn scalar(&self) -> Scalar<'_> {
+        let o = &self.0;
+        if let Ok(s) = o.cast::<PyString>() {
+            return match s.to_str() {
+                Ok(t) => Scalar::Str(Cow::Borrowed(t)),
+                Err(_) => Scalar::Other,
+            };
+        }
+        if o.is_none() {
+            return Scalar::Null;
+        }
+        if let Ok(d) = o.cast::<PyDict>() {
+            let _ = d;
+            return Scalar::Mapping;
+        }
+        if let Ok(b) = o.cast::<PyBool>() {
+            return Scalar::Bool(b.is_true());
+        }
+        if o.cast::<PyInt>().is_ok() {
+            return match o.extract::<i64>() {
+                Ok(i) => Scalar::Int(i),
+                Err(_) => Scalar::BigInt(o.lt(0).unwrap_or(false)),
+            };
+        }
+        if let Ok(f) = o.cast::<PyFloat>() {
+            return Scalar::Float(f.value());
+        }
+        if o.cast::<PyList>().is_ok() || o.cast::<PyTuple>().is_ok() {
+            return Scalar::Sequence;
+        }
+        if let Ok(b) = o.cast::<PyBytes>() {
+            return Scalar::Bytes(Cow::Borrowed(b.as_bytes()));
+        }
+        if let Ok(b) = o.cast::<PyByteArray>() {
+            return Scalar::Bytes(Cow::Owned(b.to_vec()));
+        }
+        let py = o.py();
+        if let Ok(cls) = datetime_cls(py) {
+            if o.is_instance(cls).unwrap_or(false) {
+                return match timestamp_from_py(o) {
+                    Ok(t) => Scalar::DateTime(t),
+                    Err(_) => Scalar::Other,
+                };
+            }
+        }
+        if let Ok(cls) = date_cls(py) {
+            if o.is_instance(cls).unwrap_or(false) {
+                let ymd = (|| -> PyResult<_> {
+                    Ok((
+                        o.getattr(intern!(py, "year"))?.extract::<i32>()?,
+                        o.getattr(intern!(py, "month"))?.extract::<u32>()?,
+                        o.getattr(intern!(py, "day"))?.extract::<u32>()?,
+                    ))
+                })();
+                if let Ok((y, m, d)) = ymd {
+                    if let Some(date) = chrono::NaiveDate::from_ymd_opt(y, m, d) {
+                        return Scalar::Date(date);
+                    }
+                }
+                return Scalar::Other;
+            }
+        }
+        Scalar::Other
+    }
+
+    fn instance(&self) -> Option<Instance> {
+        let o = &self.0;
+        let py = o.py();
+        if let Ok(e) = o.cast::<PyRunEvent>() {
+            return e
+                .try_borrow()
+                .ok()
+                .map(|b| Instance::Event(Box::new((*b.inner).clone())));
+        }
+        if let Ok(x) = o.cast::<PyUsage>() {
+            return x
+                .try_borrow()
+                .ok()?
+                .read(py, Usage::clone)
+                .ok()
+                .map(Instance::Usage);
+        }
+        if let Ok(x) = o.cast::<PyModelUsage>() {
+            return x
+                .try_borrow()
+                .ok()?
+                .read(py, ModelUsage::clone)
+                .ok()
+                .map(Instance::ModelUsage);
+        }
+        if let Ok(x) = o.cast::<PyMetrics>() {
+            return x
+                .try_borrow()
+                .ok()?
+                .read(py, Metrics::clone)
+                .ok()
+                .map(Instance::Metrics);
+        }
+        if let Ok(x) = o.cast::<PyRequest>() {
+            return x
+                .try_borrow()
+                .ok()?
+                .read(py, Request::clone)
+                .ok()
+                .map(Instance::Request);
+        }
+        if let Ok(x) = o.cast::<PyToolUsage>() {
+            return x
+                .try_borrow()
+                .ok()?
+                .read(py, ToolUsage::clone)
+                .ok()
+                .map(Instance::Tool);
+        }
+        None
+    }
+
+    fn for_each_entry(&self, f: &mut dyn FnMut(Key<'_, Self>, Self)) {
+        if let Ok(d) = self.0.cast::<PyDict>() {
+            for (k, v) in d.iter() {
+                match k.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+                    Some(ks) => f(Key::Str(ks), PySrc(v)),
+                    None => f(Key::Other(PySrc(k.clone())), PySrc(v)),
+                }
+            }
+        }
+    }
+
+    fn elements(&self) -> Vec<Self> {
+        match self.0.try_iter() {
+            Ok(it) => it.filter_map(Result::ok).map(PySrc).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn input(&self) -> Py<PyAny> {
+        self.0.clone().unbind()
+    }
+
+    fn describe(&self) -> (String, String) {
+        let r = self
+            .0
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "<unrepresentable>".into());
+        let t = self
+            .0
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "object".into());
+        (r, t)
+    }
+}
+
+fn ctx_value(py: Python<'_>, v: &CtxValue) -> PyResult<Py<PyAny>> {
+    match v {
+        CtxValue::Int(i) => i.into_py_any(py),
+        CtxValue::Float(f) => f.into_py_any(py),
+        CtxValue::Str(s) => s.into_py_any(py),
+    }
+}
+
+/// Turns line errors into `flightdeck_rs.models.ValidationError` (a `ValueError` subclass).
+pub fn validation_error<I>(
+    py: Python<'_>,
+    title: &str,
+    errors: &[LineError<I>],
+    input_to_py: impl Fn(Python<'_>, &I) -> PyResult<Py<PyAny>>,
+) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let cls = VALIDATION_ERROR.import(py, "flightdeck_rs._errors", "ValidationError")?;
+        let items = PyList::empty(py);
+        for e in errors {
+            let d = PyDict::new(py);
+            d.set_item("type", e.kind)?;
+            let loc: Vec<Py<PyAny>> = e
+                .loc
+                .iter()
+                .map(|l| match l {
+                    Loc::Key(k) => k.into_py_any(py),
+                    Loc::Index(i) => i.into_py_any(py),
+                })
+                .collect::<PyResult<_>>()?;
+            d.set_item("loc", PyTuple::new(py, loc)?)?;
+            d.set_item("msg", &e.msg)?;
+            d.set_item("input", input_to_py(py, &e.input)?)?;
+            if let Some((k, v)) = &e.ctx {
+                let c = PyDict::new(py);
+                c.set_item(*k, ctx_value(py, v)?)?;
+                d.set_item("ctx", c)?;
+            }
+            items.append(d)?;
+        }
+        let exc = cls.call1((render_errors(title, errors), title, items))?;
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// Converts a JSON value to the equivalent Python object.
+pub fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => b.into_py_any(py)?,
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_py_any(py)?
+            } else if let Some(u) = n.as_u64() {
+                u.into_py_any(py)?
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_py_any(py)?
+            }
+        }
+        Value::String(s) => s.into_py_any(py)?,
+        Value::Array(a) => {
+            let items = a
+                .iter()
+                .map(|x| json_to_py(py, x))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any().unbind()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any().unbind()
+        }
+    })
+}
+
+fn opt_str<'py>(py: Python<'py>, v: &Option<String>) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        Some(s) => Ok(PyString::new(py, s).into_any()),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// `RunEventRequest` as a dict.
+pub fn request_dict<'py>(py: Python<'py>, r: &Request) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "session_id"), opt_str(py, &r.session_id)?)?;
+    d.set_item(intern!(py, "trace_id"), opt_str(py, &r.trace_id)?)?;
+    d.set_item(intern!(py, "span_id"), opt_str(py, &r.span_id)?)?;
+    Ok(d)
+}
+
+/// `RunEventMetrics` as a dict.
+pub fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "latency_ms"), m.latency_ms)?;
+    d.set_item(intern!(py, "success"), m.success)?;
+    d.set_item(intern!(py, "error_type"), opt_str(py, &m.error_type)?)?;
+    Ok(d)
+}
+
+/// `RunEventModelUsage` as a dict.
+pub fn model_usage_dict<'py>(py: Python<'py>, m: &ModelUsage) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "provider"), &m.provider)?;
+    d.set_item(intern!(py, "model"), &m.model)?;
+    d.set_item(intern!(py, "input_tokens"), m.input_tokens)?;
+    d.set_item(intern!(py, "output_tokens"), m.output_tokens)?;
+    d.set_item(intern!(py, "cached_input_tokens"), m.cached_input_tokens)?;
+    Ok(d)
+}
+
+/// `RunEventToolUsage` as a dict.
+pub fn tool_dict<'py>(py: Python<'py>, t: &ToolUsage) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "tool_name"), &t.tool_name)?;
+    d.set_item(intern!(py, "invocations"), t.invocations)?;
+    d.set_item(intern!(py, "cost_units"), t.cost_units)?;
+    Ok(d)
+}
+
+/// `RunEventUsage` as a dict.
+pub fn usage_dict<'py>(py: Python<'py>, u: &Usage) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "model"), model_usage_dict(py, &u.model)?)?;
+    let tools = PyList::empty(py);
+    for t in &u.tools {
+        tools.append(tool_dict(py, t)?)?;
+    }
+    d.set_item(intern!(py, "tools"), tools)?;
+    Ok(d)
+}
+
+/// Labels as a dict (insertion order kept).
+pub fn labels_dict<'py>(
+    py: Python<'py>,
+    labels: &[(String, String)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in labels {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+/// `model_dump()`: `json_mode` renders the timestamp as pydantic's JSON text.
+pub fn event_dict<'py>(
+    py: Python<'py>,
+    e: &RunEvent,
+    json_mode: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item(intern!(py, "api_version"), intern!(py, "v1"))?;
+    d.set_item(intern!(py, "type"), e.kind.as_str())?;
+    if json_mode {
+        d.set_item(intern!(py, "timestamp"), e.timestamp.to_pydantic_string())?;
+    } else {
+        d.set_item(intern!(py, "timestamp"), timestamp_to_py(py, &e.timestamp)?)?;
+    }
+    d.set_item(intern!(py, "workspace_id"), &e.workspace_id)?;
+    d.set_item(intern!(py, "agent_id"), &e.agent_id)?;
+    d.set_item(intern!(py, "release_id"), &e.release_id)?;
+    d.set_item(intern!(py, "run_id"), &e.run_id)?;
+    d.set_item(intern!(py, "tenant_id"), &e.tenant_id)?;
+    d.set_item(intern!(py, "task_id"), &e.task_id)?;
+    d.set_item(intern!(py, "environment"), &e.environment)?;
+    match &e.request {
+        Some(r) => d.set_item(intern!(py, "request"), request_dict(py, r)?)?,
+        None => d.set_item(intern!(py, "request"), py.None())?,
+    }
+    d.set_item(intern!(py, "metrics"), metrics_dict(py, &e.metrics)?)?;
+    d.set_item(intern!(py, "usage"), usage_dict(py, &e.usage)?)?;
+    d.set_item(intern!(py, "labels"), labels_dict(py, &e.labels)?)?;
+    Ok(d)
+}
+
+/// Renders a value as the reference renders query parameters (httpx's rules):
+/// `True`/`False` → `true`/`false`, `None` → empty, anything else `str(value)`.
+pub fn query_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(s.to_str()?.to_string());
+    }
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(if b.is_true() { "true" } else { "false" }.to_string());
+    }
+    if v.is_none() {
+        return Ok(String::new());
+    }
+    Ok(v.str()?.to_str()?.to_string())
+}

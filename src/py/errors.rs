@@ -1,0 +1,47 @@
+//! The one mapping from core errors to the exceptions callers of `flightdeck.sdk` catch.
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::core::error::Error;
+
+/// Converts a core error into the matching Python exception. Transport errors become the
+/// `httpx.RequestError` subclass httpx would raise, carrying an `httpx.Request`.
+pub fn to_pyerr(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
+    let class = match &e {
+        Error::Connect(_) => "ConnectError",
+        Error::ConnectTimeout(_) => "ConnectTimeout",
+        Error::ReadTimeout(_) => "ReadTimeout",
+        Error::WriteTimeout(_) => "WriteTimeout",
+        Error::Read(_) => "ReadError",
+        Error::Write(_) => "WriteError",
+        Error::RemoteProtocol(_) => "RemoteProtocolError",
+        Error::LocalProtocol(_) => "LocalProtocolError",
+        Error::UnsupportedProtocol(_) => "UnsupportedProtocol",
+        Error::InvalidUrl(m) => return httpx_error(py, "InvalidURL", m, None),
+        Error::Closed => return PyRuntimeError::new_err(e.to_string()),
+        Error::NonFinite => return PyValueError::new_err(e.to_string()),
+    };
+    let request = (|| -> PyResult<Bound<'_, PyAny>> {
+        py.import("httpx")?.getattr("Request")?.call1((method, url))
+    })()
+    .ok();
+    httpx_error(py, class, &e.to_string(), request)
+}
+
+fn httpx_error(py: Python<'_>, class: &str, msg: &str, request: Option<Bound<'_, PyAny>>) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let cls = py.import("httpx")?.getattr(class)?;
+        let exc = match request {
+            Some(r) => {
+                let kw = PyDict::new(py);
+                kw.set_item("request", r)?;
+                cls.call((msg,), Some(&kw))?
+            }
+            None => cls.call1((msg,))?,
+        };
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|e| e)
+}

@@ -1,0 +1,883 @@
+//! `RunEvent` and its nested records as Python classes.
+//!
+//! A `RunEvent` owns its data (`Arc<core::RunEvent>`, copied on write, so a batch can be
+//! serialized without the GIL). Nested objects read from an event (`ev.usage.model`) are
+//! views that read and write through their parent, so `ev.usage.model.input_tokens = 5`
+//! changes `ev` as it does with pydantic; nested objects built directly own their data.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyAttributeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::IntoPyObjectExt;
+
+use crate::core::event::serialize::{self, Mode};
+use crate::core::event::source_json;
+use crate::core::event::validate::{self, Ctx, LineError};
+use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage};
+
+use super::convert::{self, PySrc};
+
+fn py_input(py: Python<'_>, i: &Py<PyAny>) -> PyResult<Py<PyAny>> {
+    Ok(i.clone_ref(py))
+}
+
+/// Raises `ValidationError` for Python-object input errors.
+pub fn raise_py(py: Python<'_>, title: &str, errors: &[LineError<Py<PyAny>>]) -> PyErr {
+    convert::validation_error(py, title, errors, py_input)
+}
+
+fn raise_json(py: Python<'_>, title: &str, errors: &[LineError<serde_json::Value>]) -> PyErr {
+    convert::validation_error(py, title, errors, convert::json_to_py)
+}
+
+/// Validates a Python value (mapping, our instance) as a `RunEvent`.
+pub fn validate_event(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<RunEvent> {
+    let mut ctx = Ctx::default();
+    match validate::event(&mut ctx, &PySrc(v.clone())) {
+        Some(e) if ctx.errors.is_empty() => Ok(e),
+        _ => Err(raise_py(py, "RunEvent", &ctx.errors)),
+    }
+}
+
+fn kwargs_or_empty<'py>(py: Python<'py>, kw: Option<&Bound<'py, PyDict>>) -> Bound<'py, PyAny> {
+    match kw {
+        Some(d) => d.clone().into_any(),
+        None => PyDict::new(py).into_any(),
+    }
+}
+
+fn json_text(data: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    let parsed = if let Ok(s) = data.cast::<PyString>() {
+        serde_json::from_str(s.to_str()?)
+    } else if let Ok(b) = data.cast::<PyBytes>() {
+        serde_json::from_slice(b.as_bytes())
+    } else {
+        let b: Vec<u8> = data.extract()?;
+        serde_json::from_slice(&b)
+    };
+    parsed.map_err(|e| PyValueError::new_err(format!("Invalid JSON: {e}")))
+}
+
+fn dump_mode(mode: &str) -> PyResult<bool> {
+    match mode {
+        "python" => Ok(false),
+        "json" => Ok(true),
+        other => Err(PyValueError::new_err(format!(
+            "mode must be 'python' or 'json', got {other:?}"
+        ))),
+    }
+}
+
+fn repr_of(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(v.repr()?.to_str()?.to_string())
+}
+
+fn s_repr(py: Python<'_>, s: &str) -> PyResult<String> {
+    repr_of(PyString::new(py, s).as_any())
+}
+
+fn opt_repr(py: Python<'_>, s: &Option<String>) -> PyResult<String> {
+    match s {
+        Some(s) => s_repr(py, s),
+        None => Ok("None".into()),
+    }
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+fn request_fields(py: Python<'_>, r: &Request) -> PyResult<String> {
+    Ok(format!(
+        "session_id={}, trace_id={}, span_id={}",
+        opt_repr(py, &r.session_id)?,
+        opt_repr(py, &r.trace_id)?,
+        opt_repr(py, &r.span_id)?
+    ))
+}
+
+fn metrics_fields(py: Python<'_>, m: &Metrics) -> PyResult<String> {
+    Ok(format!(
+        "latency_ms={}, success={}, error_type={}",
+        m.latency_ms.map_or("None".to_string(), |v| v.to_string()),
+        py_bool(m.success),
+        opt_repr(py, &m.error_type)?
+    ))
+}
+
+fn model_usage_fields(py: Python<'_>, m: &ModelUsage) -> PyResult<String> {
+    Ok(format!(
+        "provider={}, model={}, input_tokens={}, output_tokens={}, cached_input_tokens={}",
+        s_repr(py, &m.provider)?,
+        s_repr(py, &m.model)?,
+        m.input_tokens,
+        m.output_tokens,
+        m.cached_input_tokens
+    ))
+}
+
+fn tool_fields(py: Python<'_>, t: &ToolUsage) -> PyResult<String> {
+    Ok(format!(
+        "tool_name={}, invocations={}, cost_units={}",
+        s_repr(py, &t.tool_name)?,
+        t.invocations,
+        repr_of(&t.cost_units.into_pyobject(py)?.into_any())?
+    ))
+}
+
+fn usage_fields(py: Python<'_>, u: &Usage) -> PyResult<String> {
+    let tools = u
+        .tools
+        .iter()
+        .map(|t| Ok(format!("RunEventToolUsage({})", tool_fields(py, t)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(format!(
+        "model=RunEventModelUsage({}), tools=[{}]",
+        model_usage_fields(py, &u.model)?,
+        tools.join(", ")
+    ))
+}
+
+fn event_fields(py: Python<'_>, e: &RunEvent) -> PyResult<String> {
+    let mut out = format!(
+        "api_version='v1', type={}, timestamp={}",
+        s_repr(py, e.kind.as_str())?,
+        repr_of(&convert::timestamp_to_py(py, &e.timestamp)?)?
+    );
+    for (name, v) in [
+        ("workspace_id", &e.workspace_id),
+        ("agent_id", &e.agent_id),
+        ("release_id", &e.release_id),
+        ("run_id", &e.run_id),
+        ("tenant_id", &e.tenant_id),
+        ("task_id", &e.task_id),
+        ("environment", &e.environment),
+    ] {
+        out.push_str(&format!(", {name}={}", s_repr(py, v)?));
+    }
+    let req = match &e.request {
+        Some(r) => format!("RunEventRequest({})", request_fields(py, r)?),
+        None => "None".into(),
+    };
+    out.push_str(&format!(
+        ", request={req}, metrics=RunEventMetrics({}), usage=RunEventUsage({}), labels={}",
+        metrics_fields(py, &e.metrics)?,
+        usage_fields(py, &e.usage)?,
+        repr_of(convert::labels_dict(py, &e.labels)?.as_any())?
+    ));
+    Ok(out)
+}
+
+/// One agent run: the record `POST /v1/events` accepts.
+#[pyclass(module = "flightdeck_rs.models", name = "RunEvent", weakref)]
+pub struct PyRunEvent {
+    pub inner: Arc<RunEvent>,
+}
+
+impl PyRunEvent {
+    /// Runs `f` on the event data.
+    pub fn read<R>(&self, _py: Python<'_>, f: impl FnOnce(&RunEvent) -> R) -> PyResult<R> {
+        Ok(f(&self.inner))
+    }
+
+    /// Runs `f` on the event data for modification (copy-on-write).
+    pub fn write<R>(&mut self, _py: Python<'_>, f: impl FnOnce(&mut RunEvent) -> R) -> PyResult<R> {
+        Ok(f(Arc::make_mut(&mut self.inner)))
+    }
+}
+
+#[pymethods]
+impl PyRunEvent {
+    #[new]
+    #[pyo3(signature = (**data))]
+    fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let src = kwargs_or_empty(py, data);
+        let mut ctx = Ctx::default();
+        match validate::event_from_map(&mut ctx, &PySrc(src)) {
+            Some(e) if ctx.errors.is_empty() => Ok(Self { inner: Arc::new(e) }),
+            _ => Err(raise_py(py, "RunEvent", &ctx.errors)),
+        }
+    }
+
+    /// Validates a dict (or an existing event) into a `RunEvent`.
+    #[classmethod]
+    fn model_validate(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let e = if obj.cast::<PyDict>().is_err()
+            && obj.cast::<PyRunEvent>().is_err()
+            && obj.hasattr("model_dump")?
+        {
+            validate_event(py, &obj.call_method0("model_dump")?)?
+        } else {
+            validate_event(py, obj)?
+        };
+        Ok(Self { inner: Arc::new(e) })
+    }
+
+    /// Validates JSON text (str or bytes) into a `RunEvent`.
+    #[classmethod]
+    fn model_validate_json(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        json_data: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let v = json_text(json_data)?;
+        source_json::event_from_value(&v)
+            .map(|e| Self { inner: Arc::new(e) })
+            .map_err(|errs| raise_json(py, "RunEvent", &errs))
+    }
+
+    /// The event as a dict; `mode="json"` gives JSON-ready values (timestamp as text).
+    #[pyo3(signature = (*, mode = "python"))]
+    fn model_dump<'py>(&self, py: Python<'py>, mode: &str) -> PyResult<Bound<'py, PyDict>> {
+        convert::event_dict(py, &self.inner, dump_mode(mode)?)
+    }
+
+    /// The event as compact JSON text, as pydantic's `model_dump_json()` writes it.
+    fn model_dump_json(&self) -> PyResult<String> {
+        let v = serialize::to_vec(&self.inner, Mode::Pydantic).map_err(|_| {
+            PyValueError::new_err("Out of range float values are not JSON compliant")
+        })?;
+        String::from_utf8(v).map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// The exact bytes this event contributes to a `POST /v1/events` body.
+    fn wire_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let v = serialize::to_vec(&self.inner, Mode::Wire).map_err(|_| {
+            PyValueError::new_err("Out of range float values are not JSON compliant")
+        })?;
+        Ok(PyBytes::new(py, &v))
+    }
+
+    /// A copy, optionally with fields replaced (validated).
+    #[pyo3(signature = (*, update = None, deep = false))]
+    fn model_copy(
+        slf: &Bound<'_, Self>,
+        update: Option<&Bound<'_, PyDict>>,
+        deep: bool,
+    ) -> PyResult<Self> {
+        let _ = deep;
+        let py = slf.py();
+        let mut copy = (*slf.borrow().inner).clone();
+        if let Some(u) = update {
+            let mut ctx = Ctx::default();
+            for (k, v) in u.iter() {
+                let name: String = k.extract()?;
+                if !validate::assign_event(&mut ctx, &mut copy, &name, &PySrc(v)) {
+                    return Err(PyAttributeError::new_err(format!(
+                        "RunEvent has no field {name:?}"
+                    )));
+                }
+            }
+            if !ctx.errors.is_empty() {
+                return Err(raise_py(py, "RunEvent", &ctx.errors));
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(copy),
+        })
+    }
+
+    #[getter]
+    fn api_version(&self) -> &'static str {
+        "v1"
+    }
+    #[getter(r#type)]
+    fn kind(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::timestamp_to_py(py, &self.inner.timestamp)
+    }
+    #[getter]
+    fn workspace_id(&self) -> &str {
+        &self.inner.workspace_id
+    }
+    #[getter]
+    fn agent_id(&self) -> &str {
+        &self.inner.agent_id
+    }
+    #[getter]
+    fn release_id(&self) -> &str {
+        &self.inner.release_id
+    }
+    #[getter]
+    fn run_id(&self) -> &str {
+        &self.inner.run_id
+    }
+    #[getter]
+    fn tenant_id(&self) -> &str {
+        &self.inner.tenant_id
+    }
+    #[getter]
+    fn task_id(&self) -> &str {
+        &self.inner.task_id
+    }
+    #[getter]
+    fn environment(&self) -> &str {
+        &self.inner.environment
+    }
+    #[getter]
+    fn request(slf: &Bound<'_, Self>) -> PyResult<Option<PyRequest>> {
+        Ok(slf.borrow().inner.request.as_ref().map(|_| PyRequest {
+            slot: Slot::In(slf.clone().unbind()),
+        }))
+    }
+    #[getter]
+    fn metrics(slf: &Bound<'_, Self>) -> PyMetrics {
+        PyMetrics {
+            slot: Slot::In(slf.clone().unbind()),
+        }
+    }
+    #[getter]
+    fn usage(slf: &Bound<'_, Self>) -> PyUsage {
+        PyUsage {
+            slot: Slot::In(slf.clone().unbind()),
+        }
+    }
+    #[getter]
+    fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        convert::labels_dict(py, &self.inner.labels)
+    }
+
+    fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut copy = (*slf.borrow().inner).clone();
+        let mut ctx = Ctx::default();
+        if !validate::assign_event(&mut ctx, &mut copy, name, &PySrc(value)) {
+            return Err(PyAttributeError::new_err(format!(
+                "RunEvent has no field {name:?}"
+            )));
+        }
+        if !ctx.errors.is_empty() {
+            return Err(raise_py(py, "RunEvent", &ctx.errors));
+        }
+        slf.borrow_mut().inner = Arc::new(copy);
+        Ok(())
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        match other.cast::<PyRunEvent>() {
+            Ok(o) => (*self.inner == *o.try_borrow()?.inner).into_py_any(py),
+            Err(_) => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("RunEvent({})", event_fields(py, &self.inner)?))
+    }
+
+    fn __copy__(&self) -> Self {
+        Self {
+            inner: Arc::new((*self.inner).clone()),
+        }
+    }
+
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
+        self.__copy__()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let dump = convert::event_dict(py, &slf.borrow().inner, false)?;
+        let ctor = slf.get_type().getattr("model_validate")?;
+        PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [dump])?.into_any()])
+    }
+}
+
+/// Where a nested record's data lives: in itself, or inside its parent.
+pub enum Slot<T, P> {
+    Own(T),
+    In(Py<P>),
+}
+
+macro_rules! nested_model {
+    ($ty:ident, $pyname:literal, $data:ty, $from_map:path, $assign:path, $dict:path, $fields:path) => {
+        #[pymethods]
+        impl $ty {
+            #[new]
+            #[pyo3(signature = (**data))]
+            fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+                let src = kwargs_or_empty(py, data);
+                let mut ctx = Ctx::default();
+                match $from_map(&mut ctx, &PySrc(src)) {
+                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: Slot::Own(v) }),
+                    _ => Err(raise_py(py, $pyname, &ctx.errors)),
+                }
+            }
+
+            #[classmethod]
+            fn model_validate(
+                _cls: &Bound<'_, PyType>,
+                py: Python<'_>,
+                obj: &Bound<'_, PyAny>,
+            ) -> PyResult<Self> {
+                if let Ok(o) = obj.cast::<$ty>() {
+                    return Ok(Self {
+                        slot: Slot::Own(o.try_borrow()?.read(py, <$data>::clone)?),
+                    });
+                }
+                let mut ctx = Ctx::default();
+                let src = PySrc(obj.clone());
+                if obj.cast::<PyDict>().is_err() {
+                    return Err(PyValueError::new_err(concat!(
+                        "Input should be a valid dictionary or instance of ",
+                        $pyname
+                    )));
+                }
+                match $from_map(&mut ctx, &src) {
+                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: Slot::Own(v) }),
+                    _ => Err(raise_py(py, $pyname, &ctx.errors)),
+                }
+            }
+
+            #[pyo3(signature = (*, mode = "python"))]
+            fn model_dump<'py>(&self, py: Python<'py>, mode: &str) -> PyResult<Bound<'py, PyDict>> {
+                dump_mode(mode)?;
+                let d = self.read(py, <$data>::clone)?;
+                $dict(py, &d)
+            }
+
+            fn model_dump_json(&self, py: Python<'_>) -> PyResult<String> {
+                let d = self.model_dump(py, "json")?;
+                let json = py.import("json")?;
+                let kw = PyDict::new(py);
+                kw.set_item("separators", (",", ":"))?;
+                kw.set_item("ensure_ascii", false)?;
+                json.call_method("dumps", (d,), Some(&kw))?.extract()
+            }
+
+            fn __setattr__(
+                slf: &Bound<'_, Self>,
+                name: &str,
+                value: Bound<'_, PyAny>,
+            ) -> PyResult<()> {
+                let py = slf.py();
+                let mut copy = slf.borrow().read(py, <$data>::clone)?;
+                let mut ctx = Ctx::default();
+                if !$assign(&mut ctx, &mut copy, name, &PySrc(value)) {
+                    return Err(PyAttributeError::new_err(format!(
+                        concat!($pyname, " has no field {:?}"),
+                        name
+                    )));
+                }
+                if !ctx.errors.is_empty() {
+                    return Err(raise_py(py, $pyname, &ctx.errors));
+                }
+                slf.borrow_mut().write(py, |d| *d = copy)
+            }
+
+            fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let py = other.py();
+                match other.cast::<$ty>() {
+                    Ok(o) => {
+                        let a = self.read(py, <$data>::clone)?;
+                        let b = o.try_borrow()?.read(py, <$data>::clone)?;
+                        (a == b).into_py_any(py)
+                    }
+                    Err(_) => Ok(py.NotImplemented()),
+                }
+            }
+
+            fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+                let d = self.read(py, <$data>::clone)?;
+                Ok(format!(concat!($pyname, "({})"), $fields(py, &d)?))
+            }
+
+            fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+                Ok(Self {
+                    slot: Slot::Own(self.read(py, <$data>::clone)?),
+                })
+            }
+
+            fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+                self.__copy__(py)
+            }
+
+            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+                let py = slf.py();
+                let dump = slf.borrow().model_dump(py, "python")?;
+                let ctor = slf.get_type().getattr("model_validate")?;
+                PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [dump])?.into_any()])
+            }
+        }
+    };
+}
+
+fn stale(what: &str) -> PyErr {
+    PyAttributeError::new_err(format!("{what} is no longer part of its parent event"))
+}
+
+/// `RunEventRequest`: session / trace / span ids.
+#[pyclass(module = "flightdeck_rs.models", name = "RunEventRequest")]
+pub struct PyRequest {
+    slot: Slot<Request, PyRunEvent>,
+}
+
+impl PyRequest {
+    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Request) -> R) -> PyResult<R> {
+        match &self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p
+                .bind(py)
+                .try_borrow()?
+                .read(py, |e| e.request.as_ref().map(f))?
+                .ok_or_else(|| stale("request")),
+        }
+    }
+    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Request) -> R) -> PyResult<R> {
+        match &mut self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p
+                .bind(py)
+                .try_borrow_mut()?
+                .write(py, |e| e.request.as_mut().map(f))?
+                .ok_or_else(|| stale("request")),
+        }
+    }
+}
+
+nested_model!(
+    PyRequest,
+    "RunEventRequest",
+    Request,
+    validate::request_from_map,
+    validate::assign_request,
+    convert::request_dict,
+    request_fields
+);
+
+#[pymethods]
+impl PyRequest {
+    #[getter]
+    fn session_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.read(py, |d| d.session_id.clone())
+    }
+    #[getter]
+    fn trace_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.read(py, |d| d.trace_id.clone())
+    }
+    #[getter]
+    fn span_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.read(py, |d| d.span_id.clone())
+    }
+}
+
+/// `RunEventMetrics`: latency, success and error type of a run.
+#[pyclass(module = "flightdeck_rs.models", name = "RunEventMetrics")]
+pub struct PyMetrics {
+    slot: Slot<Metrics, PyRunEvent>,
+}
+
+impl PyMetrics {
+    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Metrics) -> R) -> PyResult<R> {
+        match &self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p.bind(py).try_borrow()?.read(py, |e| f(&e.metrics)),
+        }
+    }
+    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Metrics) -> R) -> PyResult<R> {
+        match &mut self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p
+                .bind(py)
+                .try_borrow_mut()?
+                .write(py, |e| f(&mut e.metrics)),
+        }
+    }
+}
+
+nested_model!(
+    PyMetrics,
+    "RunEventMetrics",
+    Metrics,
+    validate::metrics_from_map,
+    validate::assign_metrics,
+    convert::metrics_dict,
+    metrics_fields
+);
+
+#[pymethods]
+impl PyMetrics {
+    #[getter]
+    fn latency_ms(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.read(py, |d| d.latency_ms)
+    }
+    #[getter]
+    fn success(&self, py: Python<'_>) -> PyResult<bool> {
+        self.read(py, |d| d.success)
+    }
+    #[getter]
+    fn error_type(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.read(py, |d| d.error_type.clone())
+    }
+}
+
+/// `RunEventUsage`: the model usage and the tools used by a run.
+#[pyclass(module = "flightdeck_rs.models", name = "RunEventUsage")]
+pub struct PyUsage {
+    slot: Slot<Usage, PyRunEvent>,
+}
+
+impl PyUsage {
+    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Usage) -> R) -> PyResult<R> {
+        match &self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p.bind(py).try_borrow()?.read(py, |e| f(&e.usage)),
+        }
+    }
+    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Usage) -> R) -> PyResult<R> {
+        match &mut self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p.bind(py).try_borrow_mut()?.write(py, |e| f(&mut e.usage)),
+        }
+    }
+}
+
+nested_model!(
+    PyUsage,
+    "RunEventUsage",
+    Usage,
+    validate::usage_from_map,
+    validate::assign_usage,
+    convert::usage_dict,
+    usage_fields
+);
+
+#[pymethods]
+impl PyUsage {
+    #[getter]
+    fn model(slf: &Bound<'_, Self>) -> PyModelUsage {
+        PyModelUsage {
+            slot: Slot::In(slf.clone().unbind()),
+        }
+    }
+    #[getter]
+    fn tools<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let n = slf.borrow().read(py, |u| u.tools.len())?;
+        let items = (0..n)
+            .map(|i| PyToolUsage {
+                slot: ToolSlot::In(slf.clone().unbind(), i),
+            })
+            .collect::<Vec<_>>();
+        PyList::new(py, items)
+    }
+}
+
+/// `RunEventModelUsage`: provider, model and token counts.
+#[pyclass(module = "flightdeck_rs.models", name = "RunEventModelUsage")]
+pub struct PyModelUsage {
+    slot: Slot<ModelUsage, PyUsage>,
+}
+
+impl PyModelUsage {
+    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&ModelUsage) -> R) -> PyResult<R> {
+        match &self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p.bind(py).try_borrow()?.read(py, |u| f(&u.model)),
+        }
+    }
+    pub fn write<R>(
+        &mut self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut ModelUsage) -> R,
+    ) -> PyResult<R> {
+        match &mut self.slot {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(p) => p.bind(py).try_borrow_mut()?.write(py, |u| f(&mut u.model)),
+        }
+    }
+}
+
+nested_model!(
+    PyModelUsage,
+    "RunEventModelUsage",
+    ModelUsage,
+    validate::model_usage_from_map,
+    validate::assign_model_usage,
+    convert::model_usage_dict,
+    model_usage_fields
+);
+
+#[pymethods]
+impl PyModelUsage {
+    #[getter]
+    fn provider(&self, py: Python<'_>) -> PyResult<String> {
+        self.read(py, |d| d.provider.clone())
+    }
+    #[getter]
+    fn model(&self, py: Python<'_>) -> PyResult<String> {
+        self.read(py, |d| d.model.clone())
+    }
+    #[getter]
+    fn input_tokens(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |d| d.input_tokens)
+    }
+    #[getter]
+    fn output_tokens(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |d| d.output_tokens)
+    }
+    #[getter]
+    fn cached_input_tokens(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |d| d.cached_input_tokens)
+    }
+}
+
+/// Where a tool record lives: in itself, or at an index of its parent's list.
+pub enum ToolSlot {
+    Own(ToolUsage),
+    In(Py<PyUsage>, usize),
+}
+
+/// `RunEventToolUsage`: one tool's invocations and cost units.
+#[pyclass(module = "flightdeck_rs.models", name = "RunEventToolUsage")]
+pub struct PyToolUsage {
+    slot: ToolSlot,
+}
+
+impl PyToolUsage {
+    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&ToolUsage) -> R) -> PyResult<R> {
+        match &self.slot {
+            ToolSlot::Own(d) => Ok(f(d)),
+            ToolSlot::In(p, i) => p
+                .bind(py)
+                .try_borrow()?
+                .read(py, |u| u.tools.get(*i).map(f))?
+                .ok_or_else(|| stale("tool")),
+        }
+    }
+    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut ToolUsage) -> R) -> PyResult<R> {
+        match &mut self.slot {
+            ToolSlot::Own(d) => Ok(f(d)),
+            ToolSlot::In(p, i) => {
+                let i = *i;
+                p.bind(py)
+                    .try_borrow_mut()?
+                    .write(py, |u| u.tools.get_mut(i).map(f))?
+                    .ok_or_else(|| stale("tool"))
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyToolUsage {
+    #[new]
+    #[pyo3(signature = (**data))]
+    fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let src = kwargs_or_empty(py, data);
+        let mut ctx = Ctx::default();
+        match validate::tool_from_map(&mut ctx, &PySrc(src)) {
+            Some(v) if ctx.errors.is_empty() => Ok(Self {
+                slot: ToolSlot::Own(v),
+            }),
+            _ => Err(raise_py(py, "RunEventToolUsage", &ctx.errors)),
+        }
+    }
+
+    #[classmethod]
+    fn model_validate(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        if let Ok(o) = obj.cast::<PyToolUsage>() {
+            return Ok(Self {
+                slot: ToolSlot::Own(o.try_borrow()?.read(py, ToolUsage::clone)?),
+            });
+        }
+        if obj.cast::<PyDict>().is_err() {
+            return Err(PyValueError::new_err(
+                "Input should be a valid dictionary or instance of RunEventToolUsage",
+            ));
+        }
+        let mut ctx = Ctx::default();
+        match validate::tool_from_map(&mut ctx, &PySrc(obj.clone())) {
+            Some(v) if ctx.errors.is_empty() => Ok(Self {
+                slot: ToolSlot::Own(v),
+            }),
+            _ => Err(raise_py(py, "RunEventToolUsage", &ctx.errors)),
+        }
+    }
+
+    #[pyo3(signature = (*, mode = "python"))]
+    fn model_dump<'py>(&self, py: Python<'py>, mode: &str) -> PyResult<Bound<'py, PyDict>> {
+        dump_mode(mode)?;
+        let d = self.read(py, ToolUsage::clone)?;
+        convert::tool_dict(py, &d)
+    }
+
+    fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut copy = slf.borrow().read(py, ToolUsage::clone)?;
+        let mut ctx = Ctx::default();
+        if !validate::assign_tool(&mut ctx, &mut copy, name, &PySrc(value)) {
+            return Err(PyAttributeError::new_err(format!(
+                "RunEventToolUsage has no field {name:?}"
+            )));
+        }
+        if !ctx.errors.is_empty() {
+            return Err(raise_py(py, "RunEventToolUsage", &ctx.errors));
+        }
+        slf.borrow_mut().write(py, |d| *d = copy)
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        match other.cast::<PyToolUsage>() {
+            Ok(o) => {
+                let a = self.read(py, ToolUsage::clone)?;
+                let b = o.try_borrow()?.read(py, ToolUsage::clone)?;
+                (a == b).into_py_any(py)
+            }
+            Err(_) => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let d = self.read(py, ToolUsage::clone)?;
+        Ok(format!("RunEventToolUsage({})", tool_fields(py, &d)?))
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        Ok(Self {
+            slot: ToolSlot::Own(self.read(py, ToolUsage::clone)?),
+        })
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        self.__copy__(py)
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let dump = slf.borrow().model_dump(py, "python")?;
+        let ctor = slf.get_type().getattr("model_validate")?;
+        PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [dump])?.into_any()])
+    }
+
+    #[getter]
+    fn tool_name(&self, py: Python<'_>) -> PyResult<String> {
+        self.read(py, |d| d.tool_name.clone())
+    }
+    #[getter]
+    fn invocations(&self, py: Python<'_>) -> PyResult<u64> {
+        self.read(py, |d| d.invocations)
+    }
+    #[getter]
+    fn cost_units(&self, py: Python<'_>) -> PyResult<f64> {
+        self.read(py, |d| d.cost_units)
+    }
+}
