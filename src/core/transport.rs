@@ -47,6 +47,8 @@ impl Config {
 #[derive(Clone, Debug)]
 pub struct Response {
     pub status: u16,
+    /// The reason phrase as sent by the server (canonical text when it sent the usual one).
+    pub reason: String,
     /// Header names lower-case, in arrival order.
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Bytes,
@@ -211,17 +213,17 @@ impl Client {
             .await
             .map_err(|e| Error::from_reqwest(&e))?;
         let status = resp.status().as_u16();
+        let reason = match resp.extensions().get::<hyper::ext::ReasonPhrase>() {
+            Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
+            None => resp.status().canonical_reason().unwrap_or("").to_string(),
+        };
         let headers = resp
             .headers()
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
         let body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, reason, headers, body })
     }
 
     /// Sends `req`, retrying transport failures up to `max_retries` times with exponential

@@ -71,6 +71,11 @@ impl NativeResponse {
     fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.body)
     }
+    /// The status line's reason phrase.
+    #[getter]
+    fn reason<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.reason.as_bytes())
+    }
     /// Headers as `(name, value)` byte pairs in arrival order.
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

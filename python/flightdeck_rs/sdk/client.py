@@ -73,7 +73,11 @@ def _status_error(url: str, req: NativeRequest, resp: NativeResponse) -> httpx.H
     """Builds the exact ``HTTPStatusError`` httpx raises, with real Request/Response objects."""
     request = httpx.Request(req.method, url, content=req.body)
     response = httpx.Response(
-        resp.status, headers=resp.headers, content=resp.body, request=request
+        resp.status,
+        headers=resp.headers,
+        content=resp.body,
+        request=request,
+        extensions={"reason_phrase": resp.reason, "http_version": b"HTTP/1.1"},
     )
     try:
         response.raise_for_status()

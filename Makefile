@@ -1,0 +1,120 @@
+# flightdeck-rs developer tasks. `make help` lists the targets.
+#
+# Everything Python lives in $(VENV) (created by `make venv`); tests and the demo run against
+# the release wheel built by maturin and installed into that venv, not an editable install.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV ?= .venv
+PY = $(VENV)/bin/python
+# Interpreter used to create the venv (any CPython >= 3.11; the first that works is used).
+PYTHON ?= python3
+CARGO ?= cargo
+PYTEST_ARGS ?=
+
+# Test and tooling dependencies (kept in step with [project.optional-dependencies] test).
+TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis ruff mypy
+
+VENV_ABS = $(abspath $(VENV))
+VENV_STAMP = $(VENV)/.fdrs-venv.stamp
+WHEEL_STAMP = $(VENV)/.fdrs-wheel.stamp
+# Commands that need the venv's executables (flightdeck, maturin, ...) first on PATH.
+IN_VENV = PATH="$(VENV_ABS)/bin:$$PATH" VIRTUAL_ENV="$(VENV_ABS)"
+# pyo3's build script must see the venv interpreter; the Rust unit-test binary links libpython
+# (no `extension-module` feature), so it needs the interpreter's LIBDIR at run time.
+PYO3_ENV = PYO3_PYTHON="$(VENV_ABS)/bin/python"
+PY_LIBDIR = $$("$(PY)" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')
+
+# Inputs of the wheel: a change to any of them rebuilds it before `test`, `demo` and `bench`.
+WHEEL_INPUTS := $(shell find src python -type f -not -name '*.so' -not -name '*.pyc' \
+	-not -path '*/__pycache__/*' 2>/dev/null) \
+	$(wildcard Cargo.toml Cargo.lock pyproject.toml README.md build.rs)
+
+.PHONY: help venv build dev test lint typecheck demo bench clean distclean
+
+help: ## Show this help
+	@echo "Usage: make <target> [VENV=.venv] [PYTEST_ARGS=...]"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## Create the venv (./.venv; Python >= 3.11) with maturin and test deps
+
+$(VENV_STAMP): Makefile
+	@if [ ! -x "$(PY)" ]; then \
+		py=""; \
+		for cand in $(PYTHON) $(filter-out $(PYTHON),python3 python3.13 python3.12 python3.11); do \
+			if command -v "$$cand" >/dev/null 2>&1 \
+				&& "$$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; \
+			then py="$$cand"; break; fi; \
+		done; \
+		if [ -z "$$py" ]; then \
+			echo "error: no Python >= 3.11 found (tried $(PYTHON) python3 python3.1x);" \
+				"set PYTHON=/path/to/python3.11" >&2; \
+			exit 1; \
+		fi; \
+		echo "Creating $(VENV) with $$py ($$("$$py" --version 2>&1))"; \
+		"$$py" -m venv "$(VENV)"; \
+	fi
+	@"$(PY)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "error: $(VENV) has Python < 3.11; run 'make distclean' and retry" >&2; exit 1; }
+	"$(PY)" -m pip install --quiet --upgrade pip "maturin>=1.9,<2"
+	"$(PY)" -m pip install --quiet $(TEST_DEPS)
+	@touch "$@"
+
+build: venv ## Build the release wheel (maturin) into dist/ and install it into the venv
+	@rm -f "$(WHEEL_STAMP)"
+	@$(MAKE) "$(WHEEL_STAMP)"
+
+# Stray extension modules left by `make dev` must not end up in the wheel, hence the rm.
+$(WHEEL_STAMP): $(WHEEL_INPUTS) | $(VENV_STAMP)
+	rm -f dist/flightdeck_rs-*.whl python/flightdeck_rs/_native*.so
+	$(IN_VENV) "$(VENV)/bin/maturin" build --release --out dist --interpreter "$(PY)"
+	"$(PY)" -m pip install --quiet --force-reinstall --no-deps dist/flightdeck_rs-*.whl
+	@# Second pass only pulls in missing runtime dependencies (httpx).
+	"$(PY)" -m pip install --quiet dist/flightdeck_rs-*.whl
+	@touch "$@"
+
+dev: venv ## Fast local iteration: maturin develop --profile dev-opt into the venv
+	@rm -f "$(WHEEL_STAMP)"
+	$(IN_VENV) "$(VENV)/bin/maturin" develop --profile dev-opt
+
+test: $(WHEEL_STAMP) ## Build + install the wheel, then run cargo test --lib and pytest
+	@echo "--- cargo test --lib"
+	$(PYO3_ENV) LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+		$(CARGO) test --lib
+	@echo "--- pytest (against the installed wheel)"
+	@test -d tests || { echo "error: no tests/ directory" >&2; exit 1; }
+	@rc=0; $(IN_VENV) "$(PY)" -m pytest -q tests $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
+lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check
+	$(CARGO) fmt --all -- --check
+	$(PYO3_ENV) $(CARGO) clippy --all-targets -- -D warnings
+	"$(VENV)/bin/ruff" check python tests
+
+typecheck: venv ## mypy --strict on the Python package sources
+	"$(VENV)/bin/mypy" --strict python/flightdeck_rs
+
+demo: $(WHEEL_STAMP) ## Build + install the wheel, then run the end-to-end demo
+	$(IN_VENV) "$(PY)" -m flightdeck_rs.demo
+
+bench: $(WHEEL_STAMP) ## Run the benchmark (bench/run.py) against the installed wheel
+	@if [ -f bench/run.py ]; then \
+		$(IN_VENV) "$(PY)" bench/run.py; \
+	else \
+		echo "bench/run.py does not exist yet; nothing to run"; \
+	fi
+
+clean: ## Remove build outputs (dist/, target/, caches, stray extension modules)
+	rm -rf dist .pytest_cache .ruff_cache .mypy_cache bench/out
+	rm -f python/flightdeck_rs/_native*.so "$(WHEEL_STAMP)"
+	find python tests -type d -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
+	$(CARGO) clean
+
+distclean: clean ## clean, and remove the venv too
+	rm -rf "$(VENV)"
