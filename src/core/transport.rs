@@ -223,7 +223,12 @@ impl Client {
             .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
         let body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
-        Ok(Response { status, reason, headers, body })
+        Ok(Response {
+            status,
+            reason,
+            headers,
+            body,
+        })
     }
 
     /// Sends `req`, retrying transport failures up to `max_retries` times with exponential
