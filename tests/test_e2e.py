@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import (
     AGENT_ID,
     TOKEN,

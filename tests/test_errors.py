@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import Impl, make_event, open_client
 from fault_server import Close, FaultServer, Hang, Partial, Reset, Respond, Step, closed_port
 

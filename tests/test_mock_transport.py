@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import TOKEN, Impl, load_impl, make_event, open_client
 
 pytestmark = pytest.mark.timeout(30)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import TOKEN, Impl, load_impl, open_client
 from wire_recorder import Canned, RecordedRequest, WireRecorder, assert_same_requests
 

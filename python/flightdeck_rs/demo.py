@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+
 from flightdeck_rs._server import FlightdeckServer
 from flightdeck_rs.models import RunEvent
 from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
