@@ -9,6 +9,7 @@ connection, records it, then acts:
 * ``Close()`` — close gracefully (FIN), no response.
 * ``Hang()`` — never answer (until the server stops).
 * ``Partial(data)`` — send ``data`` (e.g. half a status line) and then hang.
+* ``Drip(response, piece, interval)`` — send a response slowly, ``piece`` bytes at a time.
 
 When a script runs out of steps the connection is closed gracefully. :func:`closed_port`
 returns a port where nothing listens (connection refused).
@@ -79,7 +80,17 @@ class Partial:
     data: bytes = b"HTTP/1.1 200 OK\r\n"
 
 
-Step = Respond | Reset | Close | Hang | Partial
+@dataclass(frozen=True)
+class Drip:
+    """Send ``response`` a few bytes at a time, pausing ``interval`` seconds between pieces."""
+
+    response: Respond
+    piece: int = 1
+    interval: float = 0.05
+    head_at_once: bool = False  # send the status line and headers in one piece, drip the body
+
+
+Step = Respond | Reset | Close | Hang | Partial | Drip
 
 
 def closed_port() -> int:
@@ -243,6 +254,16 @@ class FaultServer:
                 elif isinstance(step, Hang):
                     self._stop.wait()
                     return
+                elif isinstance(step, Drip):
+                    raw = step.response.raw()
+                    if step.head_at_once:
+                        split = raw.index(b"\r\n\r\n") + 4
+                        conn.sendall(raw[:split])
+                        raw = raw[split:]
+                    for i in range(0, len(raw), step.piece):
+                        if self._stop.wait(step.interval):
+                            return
+                        conn.sendall(raw[i : i + step.piece])
             # Script exhausted: close gracefully (the finally clause).
         except OSError:
             return

@@ -7,10 +7,12 @@ works in its own environment (promotion pointers are per agent and environment).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import sys
+import threading
 from typing import Any
 
 import httpx
@@ -381,3 +383,59 @@ def test_launcher_lifecycle(tmp_path: Any) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     srv.stop()
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+def test_sync_client_shared_by_threads(impl: Impl, server: Any) -> None:
+    env = unique_env("thr")
+    client = impl.FlightdeckClient(server.base_url)
+    batches = [make_events(impl.RunEvent, server.baseline_id, 5, environment=env) for _ in range(8)]
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(events: list[Any]) -> None:
+        try:
+            results.append(client.ingest_run_events(events))
+            client.list_releases()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    try:
+        assert errors == [] and sorted(results) == [5] * 8
+        runs = client.list_runs(release_id=server.baseline_id, window="1h", environment=env)
+        assert runs["matched_total"] == 40
+    finally:
+        client.close()
+
+
+def test_async_client_gather(impl: Impl, server: Any) -> None:
+    env = unique_env("gather")
+    batches = [
+        make_events(impl.RunEvent, server.candidate_id, 5, environment=env) for _ in range(8)
+    ]
+
+    async def scenario() -> tuple[list[Any], dict[str, Any]]:
+        client = impl.AsyncFlightdeckClient(server.base_url)
+        try:
+            results = await asyncio.gather(
+                *(client.ingest_run_events(b) for b in batches),
+                *(client.health() for _ in range(8)),
+            )
+            runs = await client.list_runs(
+                release_id=server.candidate_id, window="1h", environment=env, limit=500
+            )
+            return results, runs
+        finally:
+            await client.aclose()
+
+    results, runs = asyncio.run(scenario())
+    assert results[:8] == [5] * 8
+    assert all(r["status"] == "ok" for r in results[8:])
+    assert runs["matched_total"] == 40 and runs["returned"] == 40

@@ -9,6 +9,7 @@ exact query string, JSON body (values, value types and key order) and the ``Auth
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import inspect
 import json
@@ -21,7 +22,13 @@ import httpx
 import pytest
 
 from conftest import TOKEN, Impl, load_impl, open_client
-from wire_recorder import Canned, RecordedRequest, WireRecorder, assert_same_requests
+from wire_recorder import (
+    Canned,
+    RecordedRequest,
+    WireRecorder,
+    assert_same_requests,
+    first_difference,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -180,6 +187,7 @@ CASES: list[tuple[str, str, Builder]] = [
     ("ingest_run_events_batch", "chunked", events_arg(5, chunk_size=2)),
     ("ingest_run_events_batch", "generator", events_arg(4, generator=True, chunk_size=3)),
     ("ingest_run_events_batch", "empty", events_arg(0, chunk_size=1)),
+    ("ingest_run_events_batch", "many", events_arg(1100, chunk_size=500)),
 ]
 CASE_IDS = [f"{name}-{label}" for name, label, _ in CASES]
 TOKENS = [None, TOKEN]
@@ -515,3 +523,283 @@ def test_export_headers_exact_keys(impl: Impl, face: str, recorder: WireRecorder
         ("X-Flightdeck-Truncated", "true"),
     ]
     assert [json.loads(line)["run_id"] for line in body.splitlines()] == ["r-1", "r-2"]
+
+
+# ----------------------------------------------------------------------------- models on the wire
+
+
+def _models(impl: Impl) -> Any:
+    return importlib.import_module(
+        "flightdeck.models" if impl.name == "reference" else "flightdeck_rs.models"
+    )
+
+
+def _wire_events(impl: Impl, face: str, recorder: WireRecorder, events: list[Any]) -> Any:
+    with open_client(impl, face, recorder.url) as client:
+        recorder.take()
+        client.ingest_run_events(events)
+        (req,) = recorder.take()
+    return req.json_pairs()
+
+
+def _base_event(impl: Impl) -> Any:
+    return parity_events(impl.RunEvent, 1)[0]
+
+
+def test_nested_model_instances(impl: Impl, face: str, recorder: WireRecorder) -> None:
+    """Events built from the nested model classes serialise like the reference's."""
+
+    def build(which: Impl) -> Any:
+        m = _models(which)
+        return which.RunEvent(
+            timestamp=T0,
+            agent_id="agent_support",
+            release_id="rel_x",
+            run_id="nested-1",
+            tenant_id="t",
+            task_id="k",
+            environment="local",
+            request=m.RunEventRequest(trace_id="tr", span_id="sp"),
+            metrics=m.RunEventMetrics(latency_ms=12, success=False, error_type="E"),
+            usage=m.RunEventUsage(
+                model=m.RunEventModelUsage(
+                    provider="openai", model="gpt-4.1-mini", input_tokens=3, output_tokens=4
+                ),
+                tools=[m.RunEventToolUsage(tool_name="search", invocations=1, cost_units=0.25)],
+            ),
+            labels={"a": "b"},
+        )
+
+    ref = load_impl("reference")
+    expected = _wire_events(ref, face, recorder, [build(ref)])
+    assert _wire_events(impl, face, recorder, [build(impl)]) == expected
+
+
+MUTATIONS: dict[str, Callable[[Any, Any], None]] = {
+    "top-level-str": lambda e, m: setattr(e, "run_id", "mutated"),
+    "top-level-model": lambda e, m: setattr(e, "request", m.RunEventRequest(trace_id="new")),
+    "nested-attr": lambda e, m: setattr(e.metrics, "latency_ms", 7),
+    "deep-nested-attr": lambda e, m: setattr(e.usage.model, "input_tokens", 99),
+    "labels-replace": lambda e, m: setattr(e, "labels", {"only": "this"}),
+    "tools-replace": lambda e, m: setattr(
+        e.usage, "tools", [*e.usage.tools, m.RunEventToolUsage(tool_name="t2")]
+    ),
+    "tools-item-attr": lambda e, m: setattr(e.usage.tools[0], "invocations", 42),
+    "timestamp": lambda e, m: setattr(e, "timestamp", T0 + timedelta(days=1)),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_mutated_event_is_sent_as_mutated(
+    impl: Impl, face: str, mutation: str, recorder: WireRecorder
+) -> None:
+    """RunEvent is mutable (pydantic default config): in-place changes reach the wire."""
+    ref = load_impl("reference")
+    sent = {}
+    for which in (ref, impl):
+        event = _base_event(which)
+        MUTATIONS[mutation](event, _models(which))
+        sent[which.name] = _wire_events(which, face, recorder, [event])
+    assert sent[impl.name] == sent["reference"], first_difference(
+        sent["reference"], sent[impl.name]
+    )
+
+
+# Documented difference (README, compatibility notes): `ev.labels` and `ev.usage.tools` return
+# copies, so editing that dict or list in place does not change the event (assign a new one).
+IN_PLACE_CONTAINER_EDITS: dict[str, Callable[[Any, Any], None]] = {
+    "labels-item": lambda e, m: e.labels.__setitem__("added", "yes"),
+    "tools-append": lambda e, m: e.usage.tools.append(m.RunEventToolUsage(tool_name="t2")),
+}
+
+
+@pytest.mark.parametrize("mutation", list(IN_PLACE_CONTAINER_EDITS))
+def test_in_place_container_edits(
+    impl: Impl, face: str, mutation: str, recorder: WireRecorder
+) -> None:
+    """The reference sends in-place container edits; ours sends the event unchanged."""
+    untouched = _wire_events(impl, face, recorder, [_base_event(impl)])
+    event = _base_event(impl)
+    IN_PLACE_CONTAINER_EDITS[mutation](event, _models(impl))
+    sent = _wire_events(impl, face, recorder, [event])
+    if impl.name == "reference":
+        assert sent != untouched
+    else:
+        assert sent == untouched
+
+
+@pytest.mark.parametrize("method", ["ingest_run_events", "ingest_run_events_batch"])
+def test_generator_failing_midway(
+    impl: Impl, face: str, method: str, recorder: WireRecorder
+) -> None:
+    """ingest materialises first (no request); batch streams (chunks before the error go out)."""
+    events = parity_events(impl.RunEvent, 3)
+
+    def gen() -> Iterator[Any]:
+        yield events[0]
+        yield events[1]
+        raise RuntimeError("generator failed")
+
+    kwargs = {"chunk_size": 1} if method == "ingest_run_events_batch" else {}
+    with open_client(impl, face, recorder.url) as client:
+        recorder.take()
+        with pytest.raises(RuntimeError, match="generator failed"):
+            client.call(method, gen(), **kwargs)
+        reqs = recorder.take()
+    assert len(reqs) == (2 if method == "ingest_run_events_batch" else 0)
+
+
+# ----------------------------------------------------------------------------- response decoding
+
+RESPONSE_BODIES: dict[str, tuple[bytes, tuple[tuple[str, str], ...]]] = {
+    "numbers": (
+        b'{"a":1e-07,"b":1E+20,"c":-0.0,"d":1.7976931348623157e308,"e":2.0,"f":0.1,'
+        b'"g":123456789012345678901234567890,"h":-9223372036854775809,"i":0}',
+        (("Content-Type", "application/json"),),
+    ),
+    "escapes": (
+        b'{"s":"\\u00e9\\ud83d\\ude00\\/\\"\\\\\\n\\t","raw":"\xc3\xa9\xe2\x98\x83","\\u00fc":1}',
+        (("Content-Type", "application/json"),),
+    ),
+    "top-level-list": (b'[1,"two",{"three":[null,true,false]}]', ()),
+    "top-level-string": (b'"just a string"', (("Content-Type", "application/json"),)),
+    "top-level-null": (b"null", (("Content-Type", "application/json"),)),
+    "whitespace": (b' \r\n\t{ "ws" : [ 1 , 2 ] }\n ', (("Content-Type", "application/json"),)),
+    "duplicate-keys": (b'{"dup":1,"other":0,"dup":2}', (("Content-Type", "application/json"),)),
+    "key-order": (b'{"z":1,"a":2,"m":{"y":1,"b":2}}', (("Content-Type", "application/json"),)),
+    "text-content-type": (b'{"status":"ok"}', (("Content-Type", "text/plain"),)),
+}
+
+
+@pytest.mark.parametrize("case", list(RESPONSE_BODIES))
+def test_response_json_decoding(impl: Impl, face: str, case: str, recorder: WireRecorder) -> None:
+    body, headers = RESPONSE_BODIES[case]
+    recorder.set("/health", Canned(200, headers, body))
+    try:
+        expected = run_call(
+            load_impl("reference"), face, recorder.url, recorder, None, "health", kw()
+        )[0]
+        result = run_call(impl, face, recorder.url, recorder, None, "health", kw())[0]
+    finally:
+        recorder.set("/health", Canned.json({"status": "ok"}))
+    assert typed(result) == typed(expected)
+    assert repr(result) == repr(expected)  # -0.0, big ints, key order
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not json", b'{"a": 1} trailing', b"{'single': 1}"],
+    ids=["empty", "text", "extra-data", "single-quotes"],
+)
+def test_response_not_json(impl: Impl, face: str, body: bytes, recorder: WireRecorder) -> None:
+    recorder.set("/health", Canned(200, (("Content-Type", "application/json"),), body))
+    try:
+        with pytest.raises(json.JSONDecodeError) as info:
+            run_call(impl, face, recorder.url, recorder, None, "health", kw())
+    finally:
+        recorder.set("/health", Canned.json({"status": "ok"}))
+    with pytest.raises(json.JSONDecodeError) as ref_info:
+        json.loads(body)
+    assert (info.value.msg, info.value.pos) == (ref_info.value.msg, ref_info.value.pos)
+
+
+def test_gzip_response_is_decoded(impl: Impl, face: str, recorder: WireRecorder) -> None:
+    payload = {"status": "ok", "pad": "x" * 2000}
+    body = gzip.compress(json.dumps(payload).encode())
+    headers = (("Content-Type", "application/json"), ("Content-Encoding", "gzip"))
+    recorder.set("/health", Canned(200, headers, body))
+    ndjson = b'{"run_id": "g-1"}\n' * 50
+    export_headers = (("Content-Encoding", "gzip"), ("x-flightdeck-returned", "50"))
+    recorder.set("/v1/runs/export", Canned(200, export_headers, gzip.compress(ndjson)))
+    try:
+        assert run_call(impl, face, recorder.url, recorder, None, "health", kw())[0] == payload
+        content, hdrs = run_call(
+            impl,
+            face,
+            recorder.url,
+            recorder,
+            None,
+            "fetch_runs_export_ndjson",
+            kw(release_id="r", window="1h"),
+        )[0]
+        assert content == ndjson  # decoded bytes, like httpx's Response.content
+        assert hdrs == {"X-Flightdeck-Returned": "50"}  # only the present headers
+    finally:
+        recorder.set("/health", Canned.json({"status": "ok"}))
+        from wire_recorder import default_table
+
+        recorder.set("/v1/runs/export", default_table()["/v1/runs/export"])
+
+
+@pytest.mark.parametrize("inserted", ["3", 3.0, 3], ids=["str", "float", "int"])
+def test_ingest_return_is_int(impl: Impl, face: str, inserted: Any, recorder: WireRecorder) -> None:
+    """``int(resp.json()["inserted"])`` (contract §4): numeric strings and floats become int."""
+    recorder.set("/v1/events", Canned.json({"inserted": inserted}))
+    try:
+        result = run_call(
+            impl, face, recorder.url, recorder, None, "ingest_run_events", events_arg(1)
+        )[0]
+    finally:
+        recorder.set("/v1/events", lambda r: Canned.json({"inserted": len(r.json()["events"])}))
+    assert result == 3 and type(result) is int
+
+
+# ----------------------------------------------------------------------------- proxies
+
+
+PROXY_VARS = (
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
+
+
+@pytest.mark.parametrize("no_proxy", [None, "flightdeck.invalid"], ids=["proxied", "no_proxy"])
+def test_http_proxy_from_environment(
+    impl: Impl,
+    face: str,
+    no_proxy: str | None,
+    recorder: WireRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Owned clients honour HTTP_PROXY / NO_PROXY like httpx's ``trust_env=True``."""
+    for var in PROXY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", recorder.url)
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+    outcome: dict[str, Any] = {}
+    for which in (load_impl("reference"), impl):
+        try:
+            _, reqs = run_call(
+                which, face, "http://flightdeck.invalid:8765", recorder, TOKEN, "health", kw()
+            )
+            outcome[which.name] = "ok"
+        except httpx.ConnectError:
+            outcome[which.name] = "ConnectError"
+            reqs = recorder.take()
+        outcome[which.name + "-seen"] = [
+            (r.target, r.header("host"), r.header("authorization")) for r in reqs
+        ]
+    assert outcome[impl.name] == outcome["reference"]
+    assert outcome[impl.name + "-seen"] == outcome["reference-seen"]
+    if not no_proxy:
+        assert outcome["reference-seen"] == [
+            ("http://flightdeck.invalid:8765/health", "flightdeck.invalid:8765", f"Bearer {TOKEN}")
+        ]
+
+
+@pytest.mark.parametrize("events_from", ["reference", "ours"])
+def test_events_from_either_models_module(
+    impl: Impl, face: str, events_from: str, recorder: WireRecorder
+) -> None:
+    """Migrating code may mix ``flightdeck.models.RunEvent`` with our client and vice versa."""
+    ref = load_impl("reference")
+    expected = _wire_events(ref, face, recorder, parity_events(ref.RunEvent, 3))
+    events = parity_events(load_impl(events_from).RunEvent, 3)
+    assert _wire_events(impl, face, recorder, events) == expected

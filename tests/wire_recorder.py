@@ -11,6 +11,7 @@ import http
 import json
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,7 @@ class RecordedRequest:
     """One request exactly as it arrived on the socket."""
 
     method: str
-    target: str  # raw request target, e.g. "/v1/runs?release_id=a&window=1h"
+    target: str  # raw request target, e.g. "/v1/runs?release_id=a&window=1h" (absolute if proxied)
     path: str  # target before "?"
     query: str  # raw query string after "?" ("" when absent)
     has_query_mark: bool  # whether the target contained "?" at all
@@ -236,7 +237,14 @@ class WireRecorder:
             def _handle(self) -> None:
                 body = self._read_body()
                 target = self.path
-                path, mark, query = target.partition("?")
+                # A proxied request carries an absolute-form target (http://host/path?query).
+                local = urllib.parse.urlsplit(target)
+                local_target = (
+                    target
+                    if not local.scheme
+                    else target[len(f"{local.scheme}://{local.netloc}") :]
+                )
+                path, mark, query = local_target.partition("?")
                 rec = RecordedRequest(
                     method=self.command,
                     target=target,
@@ -326,10 +334,40 @@ def wire_view(req: RecordedRequest) -> dict[str, Any]:
     }
 
 
+def _is_pair(x: Any) -> bool:
+    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str)
+
+
+def first_difference(ref: Any, ours: Any, path: str = "$") -> str | None:
+    """Describe where two JSON-like values (``json_pairs`` form allowed) first differ."""
+    if type(ref) is not type(ours):
+        ref_t, ours_t = type(ref).__name__, type(ours).__name__
+        return f"{path}: reference {ref!r} ({ref_t}) != ours {ours!r} ({ours_t})"
+    if isinstance(ref, dict):
+        ref, ours = list(ref.items()), list(ours.items())
+    if isinstance(ref, list | tuple):
+        for i, (a, b) in enumerate(zip(ref, ours, strict=False)):
+            if _is_pair(a) and _is_pair(b):  # an object member in json_pairs form
+                if a[0] != b[0]:
+                    return f"{path}: key #{i} is {a[0]!r} in reference, {b[0]!r} in ours"
+                found = first_difference(a[1], b[1], f"{path}.{a[0]}")
+            else:
+                found = first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        if len(ref) != len(ours):
+            return f"{path}: reference has {len(ref)} items, ours {len(ours)}"
+        return None
+    return None if ref == ours else f"{path}: reference {ref!r} != ours {ours!r}"
+
+
 def assert_same_request(ref: RecordedRequest, ours: RecordedRequest) -> None:
     """Assert method, path, exact query, JSON body (incl. key order) and auth/CT headers match."""
-    assert wire_view(ours) == wire_view(ref)
-    assert ours.json_pairs() == ref.json_pairs(), "JSON key order differs"
+    a, b = wire_view(ref), wire_view(ours)
+    assert b == a, first_difference(a, b)
+    assert ours.json_pairs() == ref.json_pairs(), first_difference(
+        ref.json_pairs(), ours.json_pairs()
+    )
 
 
 def assert_same_requests(ref: list[RecordedRequest], ours: list[RecordedRequest]) -> None:

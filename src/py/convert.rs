@@ -11,9 +11,10 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDict, PyFloat, PyInt, PyList, PyString,
     PyTuple, PyType, PyTzInfo,
 };
+use pyo3::types::{PyDateAccess, PyDeltaAccess, PyTimeAccess, PyTzInfoAccess};
 use pyo3::{intern, IntoPyObjectExt};
 
-use crate::core::event::timestamp::{self, Timestamp};
+use crate::core::event::timestamp::Timestamp;
 use crate::core::event::validate::{
     render_errors, CtxValue, Instance, Key, LineError, Loc, Scalar, Source,
 };
@@ -38,10 +39,39 @@ fn date_cls(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 
 /// Reads a `datetime.datetime` (or subclass) into a [`Timestamp`].
 pub fn timestamp_from_py(o: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
-    let iso = o.call_method0(intern!(o.py(), "isoformat"))?;
-    let iso = iso.cast::<PyString>()?.to_str()?;
-    timestamp::parse_isoformat(iso)
-        .map_err(|e| PyValueError::new_err(format!("cannot read datetime {iso:?}: {}", e.0)))
+    let py = o.py();
+    let dt = o.cast::<PyDateTime>()?;
+    let date = chrono::NaiveDate::from_ymd_opt(
+        dt.get_year(),
+        u32::from(dt.get_month()),
+        u32::from(dt.get_day()),
+    );
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        u32::from(dt.get_hour()),
+        u32::from(dt.get_minute()),
+        u32::from(dt.get_second()),
+        dt.get_microsecond(),
+    );
+    let (Some(date), Some(time)) = (date, time) else {
+        return Err(PyValueError::new_err("datetime out of range"));
+    };
+    let offset = match dt.get_tzinfo() {
+        None => None,
+        Some(tz) if tz.is(PyTzInfo::utc(py)?.as_any()) => Some(0),
+        Some(_) => {
+            let off = o.call_method0(intern!(py, "utcoffset"))?;
+            if off.is_none() {
+                None
+            } else {
+                let d = off.cast::<PyDelta>()?;
+                Some(d.get_days() * 86_400 + d.get_seconds())
+            }
+        }
+    };
+    Ok(Timestamp {
+        naive: date.and_time(time),
+        offset,
+    })
 }
 
 /// Builds a `datetime.datetime` from a [`Timestamp`] (fixed-offset `timezone` when aware).

@@ -57,7 +57,22 @@ fn json_text(data: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         let b: Vec<u8> = data.extract()?;
         serde_json::from_slice(&b)
     };
-    parsed.map_err(|e| PyValueError::new_err(format!("Invalid JSON: {e}")))
+    parsed.map_err(|e| {
+        let py = data.py();
+        let err = LineError {
+            loc: Vec::new(),
+            kind: "json_invalid",
+            msg: format!("Invalid JSON: {e}"),
+            input: data.clone().unbind(),
+            input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
+            input_type: "str".to_string(),
+            ctx: Some((
+                "error",
+                crate::core::event::validate::CtxValue::Str(e.to_string()),
+            )),
+        };
+        raise_py(py, "RunEvent", &[err])
+    })
 }
 
 fn dump_mode(mode: &str) -> PyResult<bool> {
@@ -172,6 +187,32 @@ fn event_fields(py: Python<'_>, e: &RunEvent) -> PyResult<String> {
         repr_of(convert::labels_dict(py, &e.labels)?.as_any())?
     ));
     Ok(out)
+}
+
+/// Field-wise equality as pydantic compares: aware timestamps by instant, labels as a dict.
+fn events_equal(a: &RunEvent, b: &RunEvent) -> bool {
+    let ts_equal = match (a.timestamp.offset, b.timestamp.offset) {
+        (Some(_), Some(_)) => a.timestamp.utc_naive() == b.timestamp.utc_naive(),
+        (None, None) => a.timestamp.naive == b.timestamp.naive,
+        _ => false,
+    };
+    let labels_equal = a.labels.len() == b.labels.len()
+        && a.labels
+            .iter()
+            .all(|(k, v)| b.labels.iter().any(|(k2, v2)| k == k2 && v == v2));
+    ts_equal
+        && labels_equal
+        && a.kind == b.kind
+        && a.workspace_id == b.workspace_id
+        && a.agent_id == b.agent_id
+        && a.release_id == b.release_id
+        && a.run_id == b.run_id
+        && a.tenant_id == b.tenant_id
+        && a.task_id == b.task_id
+        && a.environment == b.environment
+        && a.request == b.request
+        && a.metrics == b.metrics
+        && a.usage == b.usage
 }
 
 /// One agent run: the record `POST /v1/events` accepts.
@@ -369,7 +410,7 @@ impl PyRunEvent {
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let py = other.py();
         match other.cast::<PyRunEvent>() {
-            Ok(o) => (*self.inner == *o.try_borrow()?.inner).into_py_any(py),
+            Ok(o) => events_equal(&self.inner, &o.try_borrow()?.inner).into_py_any(py),
             Err(_) => Ok(py.NotImplemented()),
         }
     }
@@ -467,8 +508,8 @@ macro_rules! nested_model {
                 let mut copy = slf.borrow().read(py, <$data>::clone)?;
                 let mut ctx = Ctx::default();
                 if !$assign(&mut ctx, &mut copy, name, &PySrc(value)) {
-                    return Err(PyAttributeError::new_err(format!(
-                        concat!($pyname, " has no field {:?}"),
+                    return Err(PyValueError::new_err(format!(
+                        concat!("\"", $pyname, "\" object has no field \"{}\""),
                         name
                     )));
                 }
@@ -817,6 +858,15 @@ impl PyToolUsage {
         dump_mode(mode)?;
         let d = self.read(py, ToolUsage::clone)?;
         convert::tool_dict(py, &d)
+    }
+
+    fn model_dump_json(&self, py: Python<'_>) -> PyResult<String> {
+        let d = self.model_dump(py, "json")?;
+        let json = py.import("json")?;
+        let kw = PyDict::new(py);
+        kw.set_item("separators", (",", ":"))?;
+        kw.set_item("ensure_ascii", false)?;
+        json.call_method("dumps", (d,), Some(&kw))?.extract()
     }
 
     fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {

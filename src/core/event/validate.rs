@@ -327,7 +327,13 @@ fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
                 return None;
             }
             if f >= 1.8e19 {
-                int_type(ctx);
+                ctx.push_err(
+                    key(name),
+                    v,
+                    "int_parsing_size",
+                    "Unable to parse input string as an integer, exceeded maximum size",
+                    None,
+                );
                 return None;
             }
             f as i128
@@ -404,7 +410,17 @@ fn boolean<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<bool
         Scalar::Int(1) => Some(true),
         Scalar::Float(0.0) => Some(false),
         Scalar::Float(1.0) => Some(true),
-        Scalar::Int(_) | Scalar::BigInt(_) | Scalar::Float(_) => None,
+        Scalar::Int(_) | Scalar::BigInt(_) => None,
+        Scalar::Float(_) => {
+            ctx.push_err(
+                key(name),
+                v,
+                "bool_type",
+                "Input should be a valid boolean",
+                None,
+            );
+            return None;
+        }
         Scalar::Str(s) => bool_from_str(&s),
         Scalar::Bytes(b) => std::str::from_utf8(&b).ok().and_then(bool_from_str),
         _ => {
