@@ -103,12 +103,19 @@ typecheck: venv ## mypy --strict on the Python package sources
 demo: $(WHEEL_STAMP) ## Build + install the wheel, then run the end-to-end demo
 	$(IN_VENV) "$(PY)" -m flightdeck_rs.demo
 
-bench: $(WHEEL_STAMP) ## Run the benchmark (bench/run.py) against the installed wheel
-	@if [ -f bench/run.py ]; then \
-		$(IN_VENV) "$(PY)" bench/run.py; \
-	else \
-		echo "bench/run.py does not exist yet; nothing to run"; \
-	fi
+# Benchmark inputs beyond the wheel: Python deps, and the Rust stub server (own crate and
+# target dir under bench/stub-server, built in release; cargo makes it a no-op when up to date).
+BENCH_DEPS = "$(PY)" -m pip install --quiet -r bench/requirements.txt && \
+	$(CARGO) build --release --manifest-path bench/stub-server/Cargo.toml
+
+bench: $(WHEEL_STAMP) ## Benchmark vs the reference and a limit anchor (bench/out/report.md)
+	$(BENCH_DEPS)
+	$(IN_VENV) "$(PY)" bench/run.py --no-build
+
+.PHONY: bench-quick
+bench-quick: $(WHEEL_STAMP) ## Benchmark smoke run: tiny sizes, correctness only (< 60 s)
+	$(BENCH_DEPS)
+	$(IN_VENV) "$(PY)" bench/run.py --no-build --quick
 
 clean: ## Remove build outputs (dist/, target/, caches, stray extension modules)
 	rm -rf dist .pytest_cache .ruff_cache .mypy_cache bench/out
