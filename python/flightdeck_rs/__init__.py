@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from flightdeck_rs._errors import ValidationError
 from flightdeck_rs._native import __version__
+from flightdeck_rs.emitter import Emitter, get_emitter
 from flightdeck_rs.models import RunEvent
 from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
 
 __all__ = [
     "AsyncFlightdeckClient",
+    "Emitter",
     "FlightdeckClient",
     "RunEvent",
     "ValidationError",
     "__version__",
+    "get_emitter",
 ]

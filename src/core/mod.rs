@@ -3,6 +3,7 @@
 //! Nothing in this module depends on pyo3; the Python binding lives in `crate::py`.
 
 pub mod api;
+pub mod emitter;
 pub mod error;
 pub mod event;
 pub mod json;

@@ -32,6 +32,11 @@ fn raise_json(py: Python<'_>, title: &str, errors: &[LineError<serde_json::Value
     convert::validation_error(py, title, errors, convert::json_to_py)
 }
 
+/// Raises `ValidationError` for JSON-input errors of a `RunEvent`.
+pub fn raise_json_errors(py: Python<'_>, errors: &[LineError<serde_json::Value>]) -> PyErr {
+    raise_json(py, "RunEvent", errors)
+}
+
 /// Validates a Python value (mapping, our instance) as a `RunEvent`.
 pub fn validate_event(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<RunEvent> {
     let mut ctx = Ctx::default();

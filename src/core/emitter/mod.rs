@@ -1,0 +1,462 @@
+//! Background event emitter: `emit()` enqueues pre-encoded events without waiting; one
+//! sender thread per emitter batches them to `POST /v1/events` with retries, bounded
+//! memory, flush/close deadlines and fork safety. The sender never touches Python.
+
+pub mod backoff;
+mod sender;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Emitter settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Server base URL; events go to `base_url + "/v1/events"`.
+    pub base_url: String,
+    pub api_token: Option<String>,
+    pub max_queue_events: usize,
+    pub max_queue_bytes: usize,
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    pub max_event_bytes: usize,
+    pub flush_interval: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub backoff: backoff::Backoff,
+    /// Upper bound for `Retry-After` and for retries while misconfigured.
+    pub retry_cap: Duration,
+}
+
+impl Config {
+    /// Defaults from the design notes for `base_url`.
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_token: None,
+            max_queue_events: 10_000,
+            max_queue_bytes: 16 * 1024 * 1024,
+            max_batch_events: 100,
+            max_batch_bytes: 1024 * 1024,
+            max_event_bytes: 256 * 1024,
+            flush_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+            backoff: backoff::Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(30),
+            },
+            retry_cap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why `emit()` did not accept an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    QueueFull,
+    TooLarge,
+    AfterClose,
+}
+
+/// Sender state, as reported by `stats()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    Running = 0,
+    Retrying = 1,
+    Misconfigured = 2,
+    Closed = 3,
+}
+
+impl State {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Retrying,
+            2 => Self::Misconfigured,
+            3 => Self::Closed,
+            _ => Self::Running,
+        }
+    }
+
+    /// The name shown in `stats()`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Retrying => "retrying",
+            Self::Misconfigured => "misconfigured",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// Counters shared between `emit()` callers and the sender.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub accepted: AtomicU64,
+    pub acked: AtomicU64,
+    pub server_inserted: AtomicU64,
+    pub server_duplicates: AtomicU64,
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_invalid: AtomicU64,
+    pub dropped_too_large: AtomicU64,
+    pub dropped_at_shutdown: AtomicU64,
+    pub dropped_after_close: AtomicU64,
+    /// Accepted events later dropped (invalid, too large for the server, at shutdown).
+    pub dropped_after_accept: AtomicU64,
+    /// Accepted events that are acknowledged or dropped, in acceptance order.
+    pub resolved: AtomicU64,
+    pub worker_restarts: AtomicU64,
+    pub discarded_on_fork: AtomicU64,
+}
+
+/// The queue proper: pre-encoded events, oldest first.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub items: VecDeque<Vec<u8>>,
+    pub bytes: usize,
+}
+
+/// State shared by the emitter handle and its sender thread.
+pub struct Shared {
+    pub cfg: Config,
+    pub(crate) queue: Mutex<Queue>,
+    /// Wakes the sender (new batch ready, flush, close).
+    pub(crate) wake: Condvar,
+    /// Signals progress of `resolved` to flush waiters.
+    pub(crate) progress: Mutex<()>,
+    pub(crate) progressed: Condvar,
+    pub counters: Counters,
+    pub(crate) queue_events: AtomicUsize,
+    pub(crate) queue_bytes: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
+    /// Send at once until `resolved` reaches this sequence number.
+    pub(crate) flush_target: AtomicU64,
+    /// Bumped by every flush/close request; interrupts a retry sleep once.
+    pub(crate) flush_gen: AtomicU64,
+    pub(crate) closing: AtomicBool,
+    /// Deadline for delivery after close, as nanoseconds since `epoch`.
+    pub(crate) close_deadline_ns: AtomicU64,
+    pub(crate) epoch: Instant,
+    pub(crate) state: AtomicU8,
+    pub(crate) last_error: Mutex<Option<String>>,
+    /// Messages for the host's logger, drained on the caller's thread.
+    pub(crate) notices: Mutex<Vec<(Level, String)>>,
+    pub(crate) has_notices: AtomicBool,
+    pub(crate) warned_misconfigured: AtomicBool,
+    pub(crate) finished: Mutex<bool>,
+    pub(crate) finished_cv: Condvar,
+    /// Sub-batches taken from the queue and not yet resolved (survives a worker restart).
+    pub(crate) pending: Mutex<VecDeque<Vec<Vec<u8>>>>,
+}
+
+/// Severity of a notice for the host's logger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Warning,
+    Error,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            progress: Mutex::new(()),
+            progressed: Condvar::new(),
+            counters: Counters::default(),
+            queue_events: AtomicUsize::new(0),
+            queue_bytes: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            flush_target: AtomicU64::new(0),
+            flush_gen: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            close_deadline_ns: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            state: AtomicU8::new(State::Running as u8),
+            last_error: Mutex::new(None),
+            notices: Mutex::new(Vec::new()),
+            has_notices: AtomicBool::new(false),
+            warned_misconfigured: AtomicBool::new(false),
+            finished: Mutex::new(false),
+            finished_cv: Condvar::new(),
+            pending: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(crate) fn notice(&self, level: Level, msg: String) {
+        lock(&self.notices).push((level, msg));
+        self.has_notices.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn set_error(&self, msg: String) {
+        *lock(&self.last_error) = Some(msg);
+    }
+
+    pub(crate) fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.close_deadline_ns.load(Ordering::Acquire) {
+            u64::MAX => None,
+            ns => Some(self.epoch + Duration::from_nanos(ns)),
+        }
+    }
+
+    pub(crate) fn resolve(&self, n: u64) {
+        self.counters.resolved.fetch_add(n, Ordering::AcqRel);
+        let _g = lock(&self.progress);
+        self.progressed.notify_all();
+    }
+}
+
+/// A snapshot of an emitter's counters and gauges.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub accepted: u64,
+    pub acked: u64,
+    pub server_inserted: u64,
+    pub server_duplicates: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_invalid: u64,
+    pub dropped_too_large: u64,
+    pub dropped_at_shutdown: u64,
+    pub dropped_after_close: u64,
+    pub dropped_after_accept: u64,
+    pub worker_restarts: u64,
+    pub discarded_on_fork: u64,
+    pub queue_events: u64,
+    pub queue_bytes: u64,
+    pub in_flight: u64,
+    pub state: &'static str,
+    pub last_error: Option<String>,
+}
+
+/// The emitter handle held by the host.
+pub struct Emitter {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    pid: u32,
+}
+
+impl Emitter {
+    /// Starts an emitter and its sender thread.
+    ///
+    /// # Errors
+    /// The I/O error when the thread cannot be spawned.
+    pub fn start(cfg: Config) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared::new(cfg));
+        let thread = sender::spawn(shared.clone())?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+            pid: std::process::id(),
+        })
+    }
+
+    /// The process this emitter's sender belongs to.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Settings in use.
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    /// Enqueues one encoded event. Never blocks on the network.
+    ///
+    /// # Errors
+    /// Why the event was not accepted (it is counted under that reason).
+    pub fn emit(&self, event: Vec<u8>) -> Result<(), Rejected> {
+        let s = &self.shared;
+        let c = &s.counters;
+        if s.closing.load(Ordering::Acquire) {
+            c.dropped_after_close.fetch_add(1, Ordering::Relaxed);
+            return Err(Rejected::AfterClose);
+        }
+        if event.len() > s.cfg.max_event_bytes {
+            c.dropped_too_large.fetch_add(1, Ordering::Relaxed);
+            return Err(Rejected::TooLarge);
+        }
+        let ready = {
+            let mut q = lock(&s.queue);
+            if q.items.len() >= s.cfg.max_queue_events
+                || q.bytes + event.len() > s.cfg.max_queue_bytes
+            {
+                drop(q);
+                c.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                return Err(Rejected::QueueFull);
+            }
+            q.bytes += event.len();
+            q.items.push_back(event);
+            c.accepted.fetch_add(1, Ordering::AcqRel);
+            s.queue_events.store(q.items.len(), Ordering::Relaxed);
+            s.queue_bytes.store(q.bytes, Ordering::Relaxed);
+            q.items.len() >= s.cfg.max_batch_events
+        };
+        if ready {
+            s.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Asks the sender to deliver everything accepted so far without waiting for the
+    /// interval; returns the sequence number to wait for.
+    pub fn request_flush(&self) -> u64 {
+        let s = &self.shared;
+        let target = s.counters.accepted.load(Ordering::Acquire);
+        s.flush_target.fetch_max(target, Ordering::AcqRel);
+        s.flush_gen.fetch_add(1, Ordering::AcqRel);
+        let _q = lock(&s.queue);
+        s.wake.notify_all();
+        target
+    }
+
+    /// Waits up to `timeout` for every event up to `target` to be resolved.
+    pub fn wait_resolved(&self, target: u64, timeout: Duration) -> bool {
+        let s = &self.shared;
+        let end = Instant::now() + timeout;
+        let mut g = lock(&s.progress);
+        loop {
+            if s.counters.resolved.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = match s.progressed.wait_timeout(g, end - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Starts closing: no new events are accepted; the sender delivers until `deadline`,
+    /// then drops what is left as `dropped_at_shutdown`.
+    pub fn begin_close(&self, timeout: Duration) {
+        let s = &self.shared;
+        let ns = (Instant::now() + timeout)
+            .duration_since(s.epoch)
+            .as_nanos();
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX - 1);
+        s.close_deadline_ns.fetch_min(ns, Ordering::AcqRel);
+        s.closing.store(true, Ordering::Release);
+        let target = s.counters.accepted.load(Ordering::Acquire);
+        s.flush_target.fetch_max(target, Ordering::AcqRel);
+        s.flush_gen.fetch_add(1, Ordering::AcqRel);
+        let _q = lock(&s.queue);
+        s.wake.notify_all();
+    }
+
+    /// Waits up to `timeout` for the sender thread to finish.
+    pub fn wait_finished(&self, timeout: Duration) -> bool {
+        let s = &self.shared;
+        let end = Instant::now() + timeout;
+        let mut g = lock(&s.finished);
+        while !*g {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = match s.finished_cv.wait_timeout(g, end - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// Joins the sender thread if it has finished.
+    pub fn reap(&mut self) {
+        if *lock(&self.shared.finished) {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Whether `close` was started.
+    pub fn is_closing(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// In a forked child: forget the parent's queue and thread (never locking anything the
+    /// parent's threads may have held) and start afresh. Returns how many inherited events
+    /// were discarded (the parent still owns and sends them).
+    ///
+    /// # Errors
+    /// The I/O error when the new sender thread cannot be spawned.
+    pub fn reset_after_fork(&mut self) -> std::io::Result<u64> {
+        let fresh = Arc::new(Shared::new(self.shared.cfg.clone()));
+        let old = std::mem::replace(&mut self.shared, fresh);
+        let inherited = old.queue_events.load(Ordering::Relaxed) as u64
+            + old.in_flight.load(Ordering::Relaxed) as u64;
+        self.shared
+            .counters
+            .discarded_on_fork
+            .store(inherited, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            std::mem::forget(t);
+        }
+        std::mem::forget(old);
+        self.thread = Some(sender::spawn(self.shared.clone())?);
+        self.pid = std::process::id();
+        Ok(inherited)
+    }
+
+    /// Takes the notices queued for the host's logger.
+    pub fn take_notices(&self) -> Vec<(Level, String)> {
+        let s = &self.shared;
+        if !s.has_notices.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&s.notices))
+    }
+
+    /// Whether notices are waiting.
+    pub fn has_notices(&self) -> bool {
+        self.shared.has_notices.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of the counters and gauges.
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        let c = &s.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Acquire);
+        Stats {
+            accepted: l(&c.accepted),
+            acked: l(&c.acked),
+            server_inserted: l(&c.server_inserted),
+            server_duplicates: l(&c.server_duplicates),
+            requests: l(&c.requests),
+            retries: l(&c.retries),
+            dropped_queue_full: l(&c.dropped_queue_full),
+            dropped_invalid: l(&c.dropped_invalid),
+            dropped_too_large: l(&c.dropped_too_large),
+            dropped_at_shutdown: l(&c.dropped_at_shutdown),
+            dropped_after_close: l(&c.dropped_after_close),
+            dropped_after_accept: l(&c.dropped_after_accept),
+            worker_restarts: l(&c.worker_restarts),
+            discarded_on_fork: l(&c.discarded_on_fork),
+            queue_events: s.queue_events.load(Ordering::Acquire) as u64,
+            queue_bytes: s.queue_bytes.load(Ordering::Acquire) as u64,
+            in_flight: s.in_flight.load(Ordering::Acquire) as u64,
+            state: State::from_u8(s.state.load(Ordering::Acquire)).as_str(),
+            last_error: lock(&s.last_error).clone(),
+        }
+    }
+}
