@@ -460,3 +460,143 @@ impl Emitter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A loopback HTTP/1.1 server: a batch containing `"poison` answers 400, others 200
+    /// with `{"inserted": n}`. Counts requests.
+    fn server() -> (String, Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut s) = conn else { return };
+                let h = h.clone();
+                std::thread::spawn(move || loop {
+                    let mut buf = Vec::new();
+                    let mut tmp = [0u8; 65536];
+                    let (head_end, len) = loop {
+                        let Ok(n) = s.read(&mut tmp) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&tmp[..n]);
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (p + 4, len);
+                        }
+                    };
+                    while buf.len() < head_end + len {
+                        let Ok(n) = s.read(&mut tmp) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&tmp[..n]);
+                    }
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+                    let n = body.matches("\"run_id\"").count();
+                    let (status, reply) = if body.contains("poison") {
+                        (
+                            "400 Bad Request",
+                            "{\"detail\":\"Invalid RunEvent\"}".to_string(),
+                        )
+                    } else {
+                        ("200 OK", format!("{{\"inserted\":{n}}}"))
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                });
+            }
+        });
+        (url, hits)
+    }
+
+    fn event(id: &str) -> Vec<u8> {
+        format!("{{\"run_id\":\"{id}\"}}").into_bytes()
+    }
+
+    fn identity_holds(s: &Stats) -> bool {
+        s.accepted == s.acked + s.dropped_after_accept + s.queue_events + s.in_flight
+    }
+
+    #[test]
+    fn poison_event_is_isolated_by_bisection() {
+        let (url, hits) = server();
+        let mut cfg = Config::new(&url);
+        cfg.flush_interval = Duration::from_millis(10);
+        let e = Emitter::start(cfg).unwrap();
+        for i in 0..100 {
+            let id = if i == 37 {
+                "poison-37".to_string()
+            } else {
+                format!("ok-{i}")
+            };
+            assert_eq!(e.emit(event(&id)), Ok(()));
+        }
+        let target = e.request_flush();
+        assert!(e.wait_resolved(target, Duration::from_secs(10)));
+        let s = e.stats();
+        assert_eq!(s.acked, 99);
+        assert_eq!(s.dropped_invalid, 1);
+        assert!(identity_holds(&s), "{s:?}");
+        assert!(
+            hits.load(Ordering::SeqCst) <= 15,
+            "{} requests",
+            hits.load(Ordering::SeqCst)
+        );
+        assert!(s
+            .last_error
+            .unwrap_or_default()
+            .contains("Invalid RunEvent"));
+        e.begin_close(Duration::from_secs(2));
+        assert!(e.wait_finished(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn full_queue_drops_newest_and_close_counts_leftovers() {
+        // Nothing listens on this port: every attempt fails to connect.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cfg = Config::new(&format!("http://127.0.0.1:{port}"));
+        cfg.max_queue_events = 10;
+        cfg.max_batch_events = 5;
+        cfg.backoff = backoff::Backoff {
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+        };
+        let e = Emitter::start(cfg).unwrap();
+        let results: Vec<_> = (0..30).map(|i| e.emit(event(&format!("x-{i}")))).collect();
+        let accepted = results.iter().filter(|r| r.is_ok()).count() as u64;
+        assert!((10..30).contains(&accepted));
+        assert!(results.contains(&Err(Rejected::QueueFull)));
+        e.begin_close(Duration::from_millis(200));
+        assert!(e.wait_finished(Duration::from_secs(5)));
+        let s = e.stats();
+        assert_eq!(s.accepted, accepted);
+        assert_eq!(s.dropped_at_shutdown, accepted);
+        assert_eq!(s.dropped_queue_full, 30 - accepted);
+        assert!(identity_holds(&s), "{s:?}");
+        assert_eq!(e.emit(event("late")), Err(Rejected::AfterClose));
+    }
+}
