@@ -26,7 +26,7 @@ __all__ = ["Emitter", "get_emitter"]
 logger = logging.getLogger("flightdeck_rs")
 
 MiB = 1024 * 1024
-_DROP_REASONS = {10: "queue_full", 11: "too_large", 12: "after_close"}
+_DROP_REASONS = {10: "queue_full", 11: "too_large", 12: "after_close", 13: "spool_full"}
 _NOTICES = 0x100
 _SUMMARY_EVERY_S = 60.0
 
@@ -67,6 +67,15 @@ class Emitter:
         max_event_bytes: Larger events are dropped at ``emit()`` (``too_large``).
         backoff_base_s: First retry delay (doubling, with jitter).
         backoff_max_s: Longest retry delay; also caps ``Retry-After``.
+        spool_dir: Directory of a durable write-ahead spool (off when ``None``). Events
+            survive server outages and restarts of this process; a later emitter on the
+            same directory replays what was not acknowledged.
+        spool_mode: ``"async"`` (the sender writes as it drains; a kill -9 loses at most
+            the last drain tick) or ``"sync"`` (``emit()`` writes before returning).
+        spool_max_bytes: Spool size cap; beyond it new events are not spooled
+            (``spool_full``: dropped in sync mode, memory-only in async mode).
+        spool_max_age_s: Spooled events older than this are discarded at replay
+            (``spool_expired``).
     """
 
     def __init__(
@@ -85,6 +94,10 @@ class Emitter:
         max_event_bytes: int = 256 * 1024,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_mode: str = "async",
+        spool_max_bytes: int = 256 * MiB,
+        spool_max_age_s: float = 7 * 24 * 3600.0,
     ) -> None:
         if api_token is not None and api_token != api_token.strip():
             raise ValueError("api_token has leading or trailing whitespace")
@@ -104,6 +117,10 @@ class Emitter:
             request_timeout_s=request_timeout_s,
             backoff_base_s=backoff_base_s,
             backoff_max_s=backoff_max_s,
+            spool_dir=None if spool_dir is None else os.fspath(spool_dir),
+            spool_mode=spool_mode,
+            spool_max_bytes=spool_max_bytes,
+            spool_max_age_s=spool_max_age_s,
         )
         self.atexit_timeout_s = float(atexit_timeout_s)
         self._closed = False
@@ -191,7 +208,7 @@ class Emitter:
                 lost,
                 ", ".join(f"{k}={v}" for k, v in stats["dropped"].items() if v),
             )
-        self._close_result = delivered and lost == 0
+        self._close_result = delivered and lost == 0 and stats.get("left_in_spool", 0) == 0
         return self._close_result
 
     async def aflush(self, timeout_s: float = 5.0) -> bool:
@@ -208,9 +225,11 @@ class Emitter:
         ``dropped_<reason>``), ``dropped_after_accept``, ``queue_events``, ``queue_bytes``,
         ``in_flight``, ``state`` and ``last_error``.
 
-        At every quiet point ``accepted == acked + dropped_after_accept + queue_events +
-        in_flight``; ``queue_full``, ``too_large`` (at ``emit``) and ``after_close`` drops were
-        never accepted.
+        At every quiet point ``accepted == acked + dropped_after_accept + left_in_spool +
+        queue_events + in_flight``; ``queue_full``, ``too_large`` (at ``emit``),
+        ``after_close`` and sync-mode ``spool_full`` drops were never accepted. With a spool,
+        ``spool_bytes``, ``spool_replayed``, ``spool_corrupt_lines`` and ``left_in_spool``
+        are reported too.
         """
         self._drain_notices()
         return self._native.stats()

@@ -7,6 +7,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use crate::core::emitter::spool::{Mode as SpoolMode, SpoolConfig};
 use crate::core::emitter::{backoff::Backoff, Config, Emitter, Level, Rejected};
 use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
@@ -18,6 +19,7 @@ const ACCEPTED: u32 = 1;
 const QUEUE_FULL: u32 = 10;
 const TOO_LARGE: u32 = 11;
 const AFTER_CLOSE: u32 = 12;
+const SPOOL_FULL: u32 = 13;
 /// Added to the code when log notices are waiting to be drained.
 const NOTICES: u32 = 0x100;
 
@@ -88,7 +90,7 @@ impl NativeEmitter {
     #[new]
     #[pyo3(signature = (base_url, *, api_token, max_queue_events, max_queue_bytes, max_batch_events,
         max_batch_bytes, max_event_bytes, flush_interval_s, connect_timeout_s, request_timeout_s,
-        backoff_base_s, backoff_max_s))]
+        backoff_base_s, backoff_max_s, spool_dir, spool_mode, spool_max_bytes, spool_max_age_s))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         base_url: &str,
@@ -103,6 +105,10 @@ impl NativeEmitter {
         request_timeout_s: f64,
         backoff_base_s: f64,
         backoff_max_s: f64,
+        spool_dir: Option<std::path::PathBuf>,
+        spool_mode: &str,
+        spool_max_bytes: i64,
+        spool_max_age_s: f64,
     ) -> PyResult<Self> {
         let mut cfg = Config::new(base_url);
         cfg.api_token = api_token;
@@ -121,6 +127,21 @@ impl NativeEmitter {
             cap,
         };
         cfg.retry_cap = cap;
+        let mode = match spool_mode {
+            "async" => SpoolMode::Async,
+            "sync" => SpoolMode::Sync,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "spool_mode must be 'async' or 'sync', got {other:?}"
+                )))
+            }
+        };
+        if let Some(dir) = spool_dir {
+            let mut sc = SpoolConfig::new(dir, mode);
+            sc.max_bytes = positive("spool_max_bytes", spool_max_bytes)? as u64;
+            sc.max_age = secs("spool_max_age_s", spool_max_age_s)?;
+            cfg.spool = Some(sc);
+        }
         let inner = Emitter::start(cfg)
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start emitter thread: {e}")))?;
         Ok(Self { inner })
@@ -135,6 +156,7 @@ impl NativeEmitter {
             Err(Rejected::QueueFull) => QUEUE_FULL,
             Err(Rejected::TooLarge) => TOO_LARGE,
             Err(Rejected::AfterClose) => AFTER_CLOSE,
+            Err(Rejected::SpoolFull) => SPOOL_FULL,
         };
         Ok(if self.inner.has_notices() {
             code | NOTICES
@@ -215,6 +237,8 @@ impl NativeEmitter {
         dropped.set_item("too_large", s.dropped_too_large)?;
         dropped.set_item("at_shutdown", s.dropped_at_shutdown)?;
         dropped.set_item("after_close", s.dropped_after_close)?;
+        dropped.set_item("spool_full", s.dropped_spool_full)?;
+        dropped.set_item("spool_expired", s.dropped_spool_expired)?;
         for (k, v) in dropped.iter() {
             d.set_item(format!("dropped_{}", k.extract::<String>()?), v)?;
         }
@@ -222,6 +246,10 @@ impl NativeEmitter {
         d.set_item("dropped_after_accept", s.dropped_after_accept)?;
         d.set_item("worker_restarts", s.worker_restarts)?;
         d.set_item("discarded_on_fork", s.discarded_on_fork)?;
+        d.set_item("spool_bytes", s.spool_bytes)?;
+        d.set_item("spool_replayed", s.spool_replayed)?;
+        d.set_item("spool_corrupt_lines", s.spool_corrupt_lines)?;
+        d.set_item("left_in_spool", s.left_in_spool)?;
         d.set_item("queue_events", s.queue_events)?;
         d.set_item("queue_bytes", s.queue_bytes)?;
         d.set_item("in_flight", s.in_flight)?;

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 mod sender;
+pub mod spool;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -28,6 +29,8 @@ pub struct Config {
     pub backoff: backoff::Backoff,
     /// Upper bound for `Retry-After` and for retries while misconfigured.
     pub retry_cap: Duration,
+    /// Durable spool, off by default.
+    pub spool: Option<spool::SpoolConfig>,
 }
 
 impl Config {
@@ -49,6 +52,7 @@ impl Config {
                 cap: Duration::from_secs(30),
             },
             retry_cap: Duration::from_secs(30),
+            spool: None,
         }
     }
 }
@@ -59,6 +63,15 @@ pub enum Rejected {
     QueueFull,
     TooLarge,
     AfterClose,
+    /// `spool_mode="sync"` and the spool reached `spool_max_bytes`.
+    SpoolFull,
+}
+
+/// One queued event: its wire bytes and, when spooled, where it sits in the spool.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub bytes: Vec<u8>,
+    pub pos: Option<spool::Pos>,
 }
 
 /// Sender state, as reported by `stats()`.
@@ -112,12 +125,18 @@ pub struct Counters {
     pub resolved: AtomicU64,
     pub worker_restarts: AtomicU64,
     pub discarded_on_fork: AtomicU64,
+    pub spool_replayed: AtomicU64,
+    pub spool_corrupt_lines: AtomicU64,
+    pub dropped_spool_full: AtomicU64,
+    pub dropped_spool_expired: AtomicU64,
+    /// Accepted events still undelivered at close, kept in the spool for the next start.
+    pub left_in_spool: AtomicU64,
 }
 
 /// The queue proper: pre-encoded events, oldest first.
 #[derive(Default)]
 pub(crate) struct Queue {
-    pub items: VecDeque<Vec<u8>>,
+    pub items: VecDeque<Item>,
     pub bytes: usize,
 }
 
@@ -148,10 +167,12 @@ pub struct Shared {
     pub(crate) notices: Mutex<Vec<(Level, String)>>,
     pub(crate) has_notices: AtomicBool,
     pub(crate) warned_misconfigured: AtomicBool,
+    pub(crate) warned_spool_io: AtomicBool,
     pub(crate) finished: Mutex<bool>,
     pub(crate) finished_cv: Condvar,
     /// Sub-batches taken from the queue and not yet resolved (survives a worker restart).
-    pub(crate) pending: Mutex<VecDeque<Vec<Vec<u8>>>>,
+    pub(crate) pending: Mutex<VecDeque<Vec<Item>>>,
+    pub(crate) spool: Option<spool::Spool>,
 }
 
 /// Severity of a notice for the host's logger.
@@ -166,6 +187,58 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Builds the shared state, opening the spool (and queueing its replay) when enabled.
+    fn build(cfg: Config) -> Self {
+        let spool_cfg = cfg.spool.clone();
+        let mut s = Self::new(cfg);
+        if let Some(sc) = spool_cfg {
+            match spool::Spool::open(sc) {
+                Ok((sp, replay)) => {
+                    let c = &s.counters;
+                    c.spool_corrupt_lines
+                        .fetch_add(replay.corrupt_lines, Ordering::Relaxed);
+                    c.dropped_spool_expired
+                        .fetch_add(replay.expired_events, Ordering::Relaxed);
+                    let n = replay.events.len();
+                    if n > 0 {
+                        c.spool_replayed.fetch_add(n as u64, Ordering::Relaxed);
+                        c.accepted.fetch_add(n as u64, Ordering::Relaxed);
+                        s.in_flight.store(n, Ordering::Relaxed);
+                        let mut pending = lock(&s.pending);
+                        let mut batch = Vec::new();
+                        for (bytes, pos) in replay.events {
+                            batch.push(Item {
+                                bytes,
+                                pos: Some(pos),
+                            });
+                            if batch.len() >= s.cfg.max_batch_events {
+                                pending.push_back(std::mem::take(&mut batch));
+                            }
+                        }
+                        if !batch.is_empty() {
+                            pending.push_back(batch);
+                        }
+                    }
+                    if replay.corrupt_lines > 0 || replay.corrupt_segments > 0 {
+                        s.notice(
+                            Level::Warning,
+                            format!(
+                                "emitter spool: skipped {} unreadable line(s) and {} unreadable segment(s)",
+                                replay.corrupt_lines, replay.corrupt_segments
+                            ),
+                        );
+                    }
+                    s.spool = Some(sp);
+                }
+                Err(e) => s.notice(
+                    Level::Warning,
+                    format!("emitter spool disabled, keeping events in memory only: {e}"),
+                ),
+            }
+        }
+        s
+    }
+
     fn new(cfg: Config) -> Self {
         Self {
             cfg,
@@ -187,15 +260,26 @@ impl Shared {
             notices: Mutex::new(Vec::new()),
             has_notices: AtomicBool::new(false),
             warned_misconfigured: AtomicBool::new(false),
+            warned_spool_io: AtomicBool::new(false),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
             pending: Mutex::new(VecDeque::new()),
+            spool: None,
         }
     }
 
     pub(crate) fn notice(&self, level: Level, msg: String) {
         lock(&self.notices).push((level, msg));
         self.has_notices.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn spool_io_error(&self, e: &std::io::Error) {
+        if !self.warned_spool_io.swap(true, Ordering::AcqRel) {
+            self.notice(
+                Level::Warning,
+                format!("emitter spool write failed, keeping events in memory only: {e}"),
+            );
+        }
     }
 
     pub(crate) fn set_error(&self, msg: String) {
@@ -237,6 +321,12 @@ pub struct Stats {
     pub dropped_after_accept: u64,
     pub worker_restarts: u64,
     pub discarded_on_fork: u64,
+    pub spool_replayed: u64,
+    pub spool_corrupt_lines: u64,
+    pub dropped_spool_full: u64,
+    pub dropped_spool_expired: u64,
+    pub left_in_spool: u64,
+    pub spool_bytes: u64,
     pub queue_events: u64,
     pub queue_bytes: u64,
     pub in_flight: u64,
@@ -257,7 +347,7 @@ impl Emitter {
     /// # Errors
     /// The I/O error when the thread cannot be spawned.
     pub fn start(cfg: Config) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared::new(cfg));
+        let shared = Arc::new(Shared::build(cfg));
         let thread = sender::spawn(shared.clone())?;
         Ok(Self {
             shared,
@@ -300,8 +390,29 @@ impl Emitter {
                 c.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
                 return Err(Rejected::QueueFull);
             }
+            let mut pos = None;
+            if let Some(sp) = s
+                .spool
+                .as_ref()
+                .filter(|sp| sp.cfg.mode == spool::Mode::Sync)
+            {
+                match sp.append(&event) {
+                    Ok(p) => pos = Some(p),
+                    Err(spool::AppendError::Full) => {
+                        drop(q);
+                        if c.dropped_spool_full.fetch_add(1, Ordering::Relaxed) == 0 {
+                            s.notice(
+                                Level::Warning,
+                                "emitter spool is full; dropping new events".into(),
+                            );
+                        }
+                        return Err(Rejected::SpoolFull);
+                    }
+                    Err(spool::AppendError::Io(e)) => s.spool_io_error(&e),
+                }
+            }
             q.bytes += event.len();
-            q.items.push_back(event);
+            q.items.push_back(Item { bytes: event, pos });
             c.accepted.fetch_add(1, Ordering::AcqRel);
             s.queue_events.store(q.items.len(), Ordering::Relaxed);
             s.queue_bytes.store(q.bytes, Ordering::Relaxed);
@@ -401,7 +512,7 @@ impl Emitter {
     /// # Errors
     /// The I/O error when the new sender thread cannot be spawned.
     pub fn reset_after_fork(&mut self) -> std::io::Result<u64> {
-        let fresh = Arc::new(Shared::new(self.shared.cfg.clone()));
+        let fresh = Arc::new(Shared::build(self.shared.cfg.clone()));
         let old = std::mem::replace(&mut self.shared, fresh);
         let inherited = old.queue_events.load(Ordering::Relaxed) as u64
             + old.in_flight.load(Ordering::Relaxed) as u64;
@@ -452,6 +563,12 @@ impl Emitter {
             dropped_after_accept: l(&c.dropped_after_accept),
             worker_restarts: l(&c.worker_restarts),
             discarded_on_fork: l(&c.discarded_on_fork),
+            spool_replayed: l(&c.spool_replayed),
+            spool_corrupt_lines: l(&c.spool_corrupt_lines),
+            dropped_spool_full: l(&c.dropped_spool_full),
+            dropped_spool_expired: l(&c.dropped_spool_expired),
+            left_in_spool: l(&c.left_in_spool),
+            spool_bytes: s.spool.as_ref().map_or(0, spool::Spool::bytes),
             queue_events: s.queue_events.load(Ordering::Acquire) as u64,
             queue_bytes: s.queue_bytes.load(Ordering::Acquire) as u64,
             in_flight: s.in_flight.load(Ordering::Acquire) as u64,
@@ -534,7 +651,8 @@ mod tests {
     }
 
     fn identity_holds(s: &Stats) -> bool {
-        s.accepted == s.acked + s.dropped_after_accept + s.queue_events + s.in_flight
+        s.accepted
+            == s.acked + s.dropped_after_accept + s.left_in_spool + s.queue_events + s.in_flight
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 
 use super::backoff::retry_after;
-use super::{lock, Level, Shared, State};
+use super::spool::{AppendError, Mode};
+use super::{lock, Item, Level, Shared, State};
 
 pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -85,36 +86,60 @@ fn build_io(s: &Shared) -> Result<Io, String> {
     })
 }
 
-/// Drops every queued and pending event as `dropped_at_shutdown`.
+/// Ends delivery: every queued and pending event is either kept in the spool for the next
+/// start (`left_in_spool`) or dropped as `dropped_at_shutdown`.
 fn drop_everything(s: &Shared) {
-    let mut n = 0u64;
+    let mut items: Vec<Item> = Vec::new();
     {
         let mut p = lock(&s.pending);
         for b in p.drain(..) {
-            n += b.len() as u64;
+            items.extend(b);
         }
         s.in_flight.store(0, Ordering::Release);
     }
     {
         let mut q = lock(&s.queue);
-        n += q.items.len() as u64;
-        q.items.clear();
+        items.extend(q.items.drain(..));
         q.bytes = 0;
         s.queue_events.store(0, Ordering::Release);
         s.queue_bytes.store(0, Ordering::Release);
     }
-    if n > 0 {
-        s.counters
-            .dropped_at_shutdown
-            .fetch_add(n, Ordering::AcqRel);
-        s.counters
-            .dropped_after_accept
-            .fetch_add(n, Ordering::AcqRel);
+    let mut kept = 0u64;
+    let mut lost = 0u64;
+    for mut item in items {
+        if item.pos.is_none() {
+            if let Some(sp) = s.spool.as_ref() {
+                match sp.append(&item.bytes) {
+                    Ok(p) => item.pos = Some(p),
+                    Err(AppendError::Full) => {}
+                    Err(AppendError::Io(e)) => s.spool_io_error(&e),
+                }
+            }
+        }
+        if item.pos.is_some() {
+            kept += 1;
+        } else {
+            lost += 1;
+        }
+    }
+    let c = &s.counters;
+    if kept > 0 {
+        c.left_in_spool.fetch_add(kept, Ordering::AcqRel);
         s.notice(
             Level::Warning,
-            format!("emitter closed with {n} undelivered event(s); they were dropped"),
+            format!("emitter closed with {kept} undelivered event(s) kept in the spool"),
         );
-        s.resolve(n);
+    }
+    if lost > 0 {
+        c.dropped_at_shutdown.fetch_add(lost, Ordering::AcqRel);
+        c.dropped_after_accept.fetch_add(lost, Ordering::AcqRel);
+        s.notice(
+            Level::Warning,
+            format!("emitter closed with {lost} undelivered event(s); they were dropped"),
+        );
+    }
+    if kept + lost > 0 {
+        s.resolve(kept + lost);
     }
 }
 
@@ -146,7 +171,7 @@ fn run(s: &Shared, io: &Io) {
 }
 
 /// Waits until a batch is due and takes it; `None` when closing with nothing queued.
-fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Vec<u8>>> {
+fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Item>> {
     let cfg = &s.cfg;
     let mut q = lock(&s.queue);
     loop {
@@ -168,19 +193,21 @@ fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Vec<u8>>> {
             while let Some(front) = q.items.front() {
                 if !batch.is_empty()
                     && (batch.len() >= cfg.max_batch_events
-                        || bytes + front.len() > cfg.max_batch_bytes)
+                        || bytes + front.bytes.len() > cfg.max_batch_bytes)
                 {
                     break;
                 }
                 let Some(item) = q.items.pop_front() else {
                     break;
                 };
-                bytes += item.len();
-                q.bytes -= item.len();
+                bytes += item.bytes.len();
+                q.bytes -= item.bytes.len();
                 batch.push(item);
             }
             s.queue_events.store(q.items.len(), Ordering::Release);
             s.queue_bytes.store(q.bytes, Ordering::Release);
+            drop(q);
+            spool_async(s, &mut batch);
             return Some(batch);
         }
         if q.items.is_empty() && closing {
@@ -196,10 +223,64 @@ fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Vec<u8>>> {
             None => wait,
         }
         .max(Duration::from_millis(1));
-        q = match s.wake.wait_timeout(q, wait) {
+        spool_queue(s, &mut q);
+        q = match s.wake.wait_timeout(q, tick(s, wait)) {
             Ok((g, _)) => g,
             Err(p) => p.into_inner().0,
         };
+    }
+}
+
+/// In `async` spool mode, the sender writes each batch to the spool as it drains the queue.
+fn spool_async(s: &Shared, batch: &mut [Item]) {
+    let Some(sp) = s.spool.as_ref().filter(|sp| sp.cfg.mode == Mode::Async) else {
+        return;
+    };
+    for item in batch.iter_mut().filter(|i| i.pos.is_none()) {
+        match sp.append(&item.bytes) {
+            Ok(p) => item.pos = Some(p),
+            Err(AppendError::Full) => {
+                if s.counters.dropped_spool_full.fetch_add(1, Ordering::AcqRel) == 0 {
+                    s.notice(
+                        Level::Warning,
+                        "emitter spool is full; new events are kept in memory only".into(),
+                    );
+                }
+            }
+            Err(AppendError::Io(e)) => s.spool_io_error(&e),
+        }
+    }
+}
+
+/// In `async` spool mode, writes every queued event not yet in the spool (called at least
+/// every [`SPOOL_TICK`] while the sender waits, so a kill -9 loses at most one tick).
+fn spool_queue(s: &Shared, q: &mut super::Queue) {
+    let Some(sp) = s.spool.as_ref().filter(|sp| sp.cfg.mode == Mode::Async) else {
+        return;
+    };
+    for item in q.items.iter_mut().filter(|i| i.pos.is_none()) {
+        match sp.append(&item.bytes) {
+            Ok(p) => item.pos = Some(p),
+            Err(AppendError::Full) => break,
+            Err(AppendError::Io(e)) => {
+                s.spool_io_error(&e);
+                break;
+            }
+        }
+    }
+}
+
+/// Longest wait between two async-mode spool writes.
+const SPOOL_TICK: Duration = Duration::from_millis(100);
+
+fn tick(s: &Shared, d: Duration) -> Duration {
+    if s.spool
+        .as_ref()
+        .is_some_and(|sp| sp.cfg.mode == Mode::Async)
+    {
+        d.min(SPOOL_TICK)
+    } else {
+        d
     }
 }
 
@@ -213,11 +294,12 @@ fn pause(s: &Shared, d: Duration) {
     };
     let mut q = lock(&s.queue);
     loop {
+        spool_queue(s, &mut q);
         let now = Instant::now();
         if now >= end || s.flush_gen.load(Ordering::Acquire) != gen {
             return;
         }
-        q = match s.wake.wait_timeout(q, end - now) {
+        q = match s.wake.wait_timeout(q, tick(s, end - now)) {
             Ok((g, _)) => g,
             Err(p) => p.into_inner().0,
         };
@@ -289,23 +371,26 @@ fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
     }
 }
 
-fn join(batch: &[Vec<u8>]) -> Vec<u8> {
-    let size: usize = batch.iter().map(Vec::len).sum::<usize>() + batch.len() + 16;
+fn join(batch: &[Item]) -> Vec<u8> {
+    let size: usize = batch.iter().map(|i| i.bytes.len()).sum::<usize>() + batch.len() + 16;
     let mut body = Vec::with_capacity(size);
     body.extend_from_slice(b"{\"events\":[");
     for (i, e) in batch.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(e);
+        body.extend_from_slice(&e.bytes);
     }
     body.extend_from_slice(b"]}");
     body
 }
 
-fn finish(s: &Shared, n: usize) {
-    s.in_flight.fetch_sub(n, Ordering::AcqRel);
-    s.resolve(n as u64);
+fn finish(s: &Shared, items: &[Item]) {
+    if let Some(sp) = s.spool.as_ref() {
+        sp.acknowledge(items.iter().filter_map(|i| i.pos.as_ref()));
+    }
+    s.in_flight.fetch_sub(items.len(), Ordering::AcqRel);
+    s.resolve(items.len() as u64);
 }
 
 /// Delivers every pending sub-batch, oldest first, until done or past the close deadline.
@@ -331,7 +416,7 @@ fn deliver_pending(s: &Shared, io: &Io) {
                     .fetch_add(n as u64 - inserted, Ordering::AcqRel);
                 s.set_state(State::Running);
                 attempt = 0;
-                finish(s, n);
+                finish(s, &batch);
             }
             Outcome::Split(reason, detail) => {
                 let mut p = lock(&s.pending);
@@ -354,7 +439,7 @@ fn deliver_pending(s: &Shared, io: &Io) {
                     }
                     c.dropped_after_accept.fetch_add(1, Ordering::AcqRel);
                     s.set_error(detail);
-                    finish(s, 1);
+                    finish(s, &batch);
                 } else {
                     let mut first = batch;
                     let second = first.split_off(n / 2);

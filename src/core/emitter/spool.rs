@@ -1,0 +1,369 @@
+//! Optional durable spool: write-ahead JSONL segments holding the exact bytes that go on
+//! the wire, an acknowledged-offset sidecar per segment, ownership by file lock, and replay
+//! of orphaned segments (their owner died) from the acknowledged offset.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::lock;
+
+/// When events are written to the spool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The sender appends as it drains the queue (loses at most one drain tick on kill -9).
+    Async,
+    /// `emit()` appends before returning (an accepted event survives kill -9).
+    Sync,
+}
+
+/// Spool settings.
+#[derive(Clone, Debug)]
+pub struct SpoolConfig {
+    pub dir: PathBuf,
+    pub mode: Mode,
+    pub max_bytes: u64,
+    pub max_age: Duration,
+    pub segment_bytes: u64,
+    pub segment_age: Duration,
+}
+
+impl SpoolConfig {
+    /// Defaults (256 MiB, 7 days, 4 MiB / 60 s segments) for `dir`.
+    pub fn new(dir: PathBuf, mode: Mode) -> Self {
+        Self {
+            dir,
+            mode,
+            max_bytes: 256 * 1024 * 1024,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            segment_bytes: 4 * 1024 * 1024,
+            segment_age: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One segment file, locked by its owner for as long as it is open.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    file: Mutex<File>,
+    size: AtomicU64,
+    acked: AtomicU64,
+    sealed: AtomicBool,
+    deleted: AtomicBool,
+    opened: Instant,
+}
+
+impl Segment {
+    fn ack_path(&self) -> PathBuf {
+        ack_path_of(&self.path)
+    }
+}
+
+fn ack_path_of(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".ack");
+    PathBuf::from(s)
+}
+
+/// Where an event sits in the spool: its segment and the offset just past its line.
+#[derive(Clone, Debug)]
+pub struct Pos {
+    pub seg: Arc<Segment>,
+    pub end: u64,
+}
+
+/// Why an append failed.
+#[derive(Debug)]
+pub enum AppendError {
+    Full,
+    Io(io::Error),
+}
+
+/// Events recovered from orphaned segments.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub events: Vec<(Vec<u8>, Pos)>,
+    pub corrupt_lines: u64,
+    pub expired_events: u64,
+    pub corrupt_segments: u64,
+}
+
+/// The spool of one emitter.
+#[derive(Debug)]
+pub struct Spool {
+    pub cfg: SpoolConfig,
+    prefix: String,
+    seq: AtomicU64,
+    current: Mutex<Option<Arc<Segment>>>,
+    total: AtomicU64,
+}
+
+fn host() -> String {
+    fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect()
+        })
+        .filter(|h: &String| !h.is_empty())
+        .unwrap_or_else(|| "host".to_string())
+}
+
+fn open_segment(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .read(true)
+        .mode(0o600)
+        .open(path)?;
+    f.try_lock().map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(f)
+}
+
+impl Spool {
+    /// Opens (creating with mode 0700) the spool directory and claims orphaned segments.
+    ///
+    /// # Errors
+    /// The I/O error when the directory cannot be created or written.
+    pub fn open(cfg: SpoolConfig) -> io::Result<(Self, Replay)> {
+        fs::create_dir_all(&cfg.dir)?;
+        fs::set_permissions(&cfg.dir, fs::Permissions::from_mode(0o700))?;
+        let start_ns = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let prefix = format!(
+            "{}-{}-{}-{:08x}",
+            host(),
+            std::process::id(),
+            start_ns,
+            fastrand::u32(..)
+        );
+        let spool = Self {
+            cfg,
+            prefix,
+            seq: AtomicU64::new(0),
+            current: Mutex::new(None),
+            total: AtomicU64::new(0),
+        };
+        // Prove the directory is writable before promising durability.
+        let probe = spool.cfg.dir.join(format!(".{}.probe", spool.prefix));
+        fs::write(&probe, b"")?;
+        let _ = fs::remove_file(&probe);
+        let replay = spool.claim_orphans();
+        Ok((spool, replay))
+    }
+
+    fn next_path(&self, tag: &str) -> PathBuf {
+        let n = self.seq.fetch_add(1, Ordering::AcqRel);
+        self.cfg
+            .dir
+            .join(format!("{}.{}{:06}.jsonl", self.prefix, tag, n))
+    }
+
+    /// Bytes currently held by spool segments.
+    pub fn bytes(&self) -> u64 {
+        self.total.load(Ordering::Acquire)
+    }
+
+    fn claim_orphans(&self) -> Replay {
+        let mut out = Replay::default();
+        let Ok(entries) = fs::read_dir(&self.cfg.dir) else {
+            return out;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let Ok(file) = OpenOptions::new().read(true).append(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_err() {
+                continue; // a live emitter owns it
+            }
+            let age = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            let ack = fs::read_to_string(ack_path_of(&path))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            let claimed = self.next_path("r");
+            if fs::rename(&path, &claimed).is_err() {
+                continue;
+            }
+            let _ = fs::rename(ack_path_of(&path), ack_path_of(&claimed));
+            let mut data = Vec::new();
+            let mut reader = &file;
+            if reader.read_to_end(&mut data).is_err() {
+                let mut bad = claimed.as_os_str().to_owned();
+                bad.push(".corrupt");
+                let _ = fs::rename(&claimed, PathBuf::from(bad));
+                out.corrupt_segments += 1;
+                continue;
+            }
+            let size = data.len() as u64;
+            let seg = Arc::new(Segment {
+                path: claimed,
+                file: Mutex::new(file),
+                size: AtomicU64::new(size),
+                acked: AtomicU64::new(ack.min(size)),
+                sealed: AtomicBool::new(true),
+                deleted: AtomicBool::new(false),
+                opened: Instant::now(),
+            });
+            self.total.fetch_add(size, Ordering::AcqRel);
+            let start = usize::try_from(ack.min(size)).unwrap_or(0);
+            let mut offset = start;
+            let mut found = Vec::new();
+            while offset < data.len() {
+                let Some(nl) = data[offset..].iter().position(|b| *b == b'\n') else {
+                    break; // torn last line: never acknowledged as written
+                };
+                let line = &data[offset..offset + nl];
+                let end = (offset + nl + 1) as u64;
+                offset += nl + 1;
+                if line.is_empty() {
+                    continue;
+                }
+                if serde_json::from_slice::<serde_json::Value>(line).is_err() {
+                    out.corrupt_lines += 1;
+                    continue;
+                }
+                found.push((
+                    line.to_vec(),
+                    Pos {
+                        seg: seg.clone(),
+                        end,
+                    },
+                ));
+            }
+            if age > self.cfg.max_age {
+                out.expired_events += found.len() as u64;
+                self.remove(&seg);
+                continue;
+            }
+            // Lines after the last good one (torn or garbage) are never sent: treat the
+            // segment as ending there.
+            let last_end = found.last().map_or(ack.min(size), |(_, p)| p.end);
+            seg.size
+                .store(last_end.max(ack.min(size)), Ordering::Release);
+            if found.is_empty() {
+                self.remove(&seg);
+            } else {
+                out.events.extend(found);
+            }
+        }
+        out
+    }
+
+    /// Appends one event line.
+    ///
+    /// # Errors
+    /// [`AppendError::Full`] past `max_bytes`; [`AppendError::Io`] when writing fails.
+    pub fn append(&self, bytes: &[u8]) -> Result<Pos, AppendError> {
+        let len = bytes.len() as u64 + 1;
+        if self.total.load(Ordering::Acquire) + len > self.cfg.max_bytes {
+            return Err(AppendError::Full);
+        }
+        let mut cur = lock(&self.current);
+        let rotate = match cur.as_ref() {
+            None => true,
+            Some(seg) => {
+                seg.size.load(Ordering::Acquire) + len > self.cfg.segment_bytes
+                    || seg.opened.elapsed() > self.cfg.segment_age
+            }
+        };
+        if rotate {
+            if let Some(old) = cur.take() {
+                old.sealed.store(true, Ordering::Release);
+                self.maybe_delete(&old);
+            }
+            let path = self.next_path("s");
+            let file = open_segment(&path).map_err(AppendError::Io)?;
+            *cur = Some(Arc::new(Segment {
+                path,
+                file: Mutex::new(file),
+                size: AtomicU64::new(0),
+                acked: AtomicU64::new(0),
+                sealed: AtomicBool::new(false),
+                deleted: AtomicBool::new(false),
+                opened: Instant::now(),
+            }));
+        }
+        let Some(seg) = cur.as_ref() else {
+            return Err(AppendError::Io(io::Error::other("no open segment")));
+        };
+        let mut line = Vec::with_capacity(bytes.len() + 1);
+        line.extend_from_slice(bytes);
+        line.push(b'\n');
+        lock(&seg.file).write_all(&line).map_err(AppendError::Io)?;
+        let end = seg.size.fetch_add(len, Ordering::AcqRel) + len;
+        self.total.fetch_add(len, Ordering::AcqRel);
+        Ok(Pos {
+            seg: seg.clone(),
+            end,
+        })
+    }
+
+    /// Records delivery (or a counted drop) of events: advances each segment's acknowledged
+    /// offset and deletes fully acknowledged, rotated segments.
+    pub fn acknowledge<'a>(&self, positions: impl Iterator<Item = &'a Pos>) {
+        let mut by_seg: HashMap<*const Segment, (Arc<Segment>, u64)> = HashMap::new();
+        for p in positions {
+            let e = by_seg
+                .entry(Arc::as_ptr(&p.seg))
+                .or_insert((p.seg.clone(), 0));
+            e.1 = e.1.max(p.end);
+        }
+        for (_, (seg, end)) in by_seg {
+            let prev = seg.acked.fetch_max(end, Ordering::AcqRel);
+            if end > prev && !seg.deleted.load(Ordering::Acquire) {
+                let _ = fs::write(seg.ack_path(), end.to_string());
+            }
+            self.maybe_delete(&seg);
+        }
+    }
+
+    fn maybe_delete(&self, seg: &Arc<Segment>) {
+        if seg.sealed.load(Ordering::Acquire)
+            && seg.acked.load(Ordering::Acquire) >= seg.size.load(Ordering::Acquire)
+        {
+            self.remove(seg);
+        }
+    }
+
+    fn remove(&self, seg: &Arc<Segment>) {
+        if !seg.deleted.swap(true, Ordering::AcqRel) {
+            let _ = fs::remove_file(&seg.path);
+            let _ = fs::remove_file(seg.ack_path());
+            let cur = seg.size.load(Ordering::Acquire);
+            let _ = self
+                .total
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    Some(t.saturating_sub(cur))
+                });
+        }
+    }
+
+    /// Seals the open segment (at close), deleting it if everything in it was delivered.
+    pub fn seal(&self) {
+        if let Some(seg) = lock(&self.current).take() {
+            seg.sealed.store(true, Ordering::Release);
+            self.maybe_delete(&seg);
+        }
+    }
+}
