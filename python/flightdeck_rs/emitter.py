@@ -41,6 +41,31 @@ def _atexit_close(ref: weakref.ReferenceType[Emitter]) -> None:
         emitter.close(emitter.atexit_timeout_s)
 
 
+_orphans: list[tuple[NativeEmitter, float]] = []
+
+
+def _orphaned(native: NativeEmitter, timeout_s: float) -> None:
+    """An emitter was garbage-collected without close(): stop accepting, let its sender
+    deliver in the background, and give it until interpreter exit to finish."""
+    try:
+        native.begin_close(max(timeout_s, 0.1))
+    except Exception:  # noqa: BLE001 - a finalizer must not raise
+        return
+    _orphans.append((native, time.monotonic() + timeout_s))
+
+
+@atexit.register
+def _wait_for_orphans() -> None:
+    while _orphans:
+        native, deadline = _orphans.pop()
+        try:
+            native.wait_finished(max(0.0, deadline - time.monotonic()) + 0.3)
+            for level, message in native.take_notices():
+                (logger.error if level == "error" else logger.warning)("%s", message)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
 def _after_fork_in_child() -> None:
     for emitter in list(_live):
         emitter._after_fork()
@@ -132,6 +157,8 @@ class Emitter:
         if self.atexit_timeout_s > 0:
             self._atexit_cb = functools.partial(_atexit_close, weakref.ref(self))
             atexit.register(self._atexit_cb)
+        self._finalizer = weakref.finalize(self, _orphaned, self._native, self.atexit_timeout_s)
+        self._finalizer.atexit = False
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -192,6 +219,7 @@ class Emitter:
         if self._closed:
             return self._close_result
         self._closed = True
+        self._finalizer.detach()
         if self._atexit_cb is not None:
             atexit.unregister(self._atexit_cb)
             self._atexit_cb = None
@@ -200,14 +228,9 @@ class Emitter:
         delivered = self._wait(target, timeout_s + 0.5)
         self._native.wait_finished(0.5)
         self._drain_notices()
+        # Losses at close were already logged from the sender's notices.
         stats = self._native.stats()
         lost = stats["dropped_after_accept"]
-        if lost:
-            logger.warning(
-                "flightdeck_rs emitter closed: %d event(s) were not delivered (%s)",
-                lost,
-                ", ".join(f"{k}={v}" for k, v in stats["dropped"].items() if v),
-            )
         self._close_result = delivered and lost == 0 and stats.get("left_in_spool", 0) == 0
         return self._close_result
 
@@ -232,7 +255,8 @@ class Emitter:
         are reported too.
         """
         self._drain_notices()
-        return self._native.stats()
+        stats: dict[str, Any] = self._native.stats()
+        return stats
 
     def __enter__(self) -> Emitter:
         return self

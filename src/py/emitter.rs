@@ -83,6 +83,13 @@ impl NativeEmitter {
         };
         serialize::to_vec(&validated, Mode::Wire).map_err(nonfinite)
     }
+
+    fn encode_compact(py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        // Queue limits count bytes; keep the allocation equal to the length.
+        let mut v = Self::encode(py, event)?;
+        v.shrink_to_fit();
+        Ok(v)
+    }
 }
 
 #[pymethods]
@@ -150,7 +157,7 @@ impl NativeEmitter {
     /// Validates, encodes and enqueues one event; returns a status code (1 = accepted).
     fn emit(&mut self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<u32> {
         self.ensure_pid()?;
-        let bytes = Self::encode(py, event)?;
+        let bytes = Self::encode_compact(py, event)?;
         let code = match self.inner.emit(bytes) {
             Ok(()) => ACCEPTED,
             Err(Rejected::QueueFull) => QUEUE_FULL,
@@ -172,9 +179,12 @@ impl NativeEmitter {
     }
 
     /// Waits (GIL released) up to `timeout_s` for events up to `target` to be resolved.
-    fn wait(&self, py: Python<'_>, target: u64, timeout_s: f64) -> PyResult<bool> {
+    fn wait(slf: PyRef<'_, Self>, target: u64, timeout_s: f64) -> PyResult<bool> {
         let t = secs("timeout_s", timeout_s)?;
-        Ok(py.detach(|| self.inner.wait_resolved(target, t)))
+        let py = slf.py();
+        let shared = slf.inner.shared();
+        drop(slf);
+        Ok(py.detach(|| shared.wait_resolved(target, t)))
     }
 
     /// Starts closing with a delivery deadline of `timeout_s`.
@@ -185,12 +195,14 @@ impl NativeEmitter {
     }
 
     /// Waits (GIL released) for the sender thread to stop.
-    fn wait_finished(&mut self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+    fn wait_finished(slf: &Bound<'_, Self>, timeout_s: f64) -> PyResult<bool> {
         let t = secs("timeout_s", timeout_s)?;
-        let inner = &self.inner;
-        let done = py.detach(|| inner.wait_finished(t));
+        let shared = slf.borrow().inner.shared();
+        let done = slf.py().detach(|| shared.wait_finished(t));
         if done {
-            self.inner.reap();
+            if let Ok(mut me) = slf.try_borrow_mut() {
+                me.inner.reap();
+            }
         }
         Ok(done)
     }

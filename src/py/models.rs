@@ -401,8 +401,8 @@ impl PyRunEvent {
         let mut copy = (*slf.borrow().inner).clone();
         let mut ctx = Ctx::default();
         if !validate::assign_event(&mut ctx, &mut copy, name, &PySrc(value)) {
-            return Err(PyAttributeError::new_err(format!(
-                "RunEvent has no field {name:?}"
+            return Err(PyValueError::new_err(format!(
+                "\"RunEvent\" object has no field \"{name}\""
             )));
         }
         if !ctx.errors.is_empty() {
@@ -866,12 +866,12 @@ impl PyToolUsage {
     }
 
     fn model_dump_json(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.model_dump(py, "json")?;
-        let json = py.import("json")?;
-        let kw = PyDict::new(py);
-        kw.set_item("separators", (",", ":"))?;
-        kw.set_item("ensure_ascii", false)?;
-        json.call_method("dumps", (d,), Some(&kw))?.extract()
+        let d = self.read(py, ToolUsage::clone)?;
+        let mut buf = Vec::new();
+        serialize::write_tool(&mut buf, &d, Mode::Pydantic).map_err(|_| {
+            PyValueError::new_err("Out of range float values are not JSON compliant")
+        })?;
+        String::from_utf8(buf).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
@@ -879,8 +879,8 @@ impl PyToolUsage {
         let mut copy = slf.borrow().read(py, ToolUsage::clone)?;
         let mut ctx = Ctx::default();
         if !validate::assign_tool(&mut ctx, &mut copy, name, &PySrc(value)) {
-            return Err(PyAttributeError::new_err(format!(
-                "RunEventToolUsage has no field {name:?}"
+            return Err(PyValueError::new_err(format!(
+                "\"RunEventToolUsage\" object has no field \"{name}\""
             )));
         }
         if !ctx.errors.is_empty() {

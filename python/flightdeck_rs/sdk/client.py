@@ -358,6 +358,92 @@ class FlightdeckClient:
             total += self.ingest_run_events(chunk)
         return total
 
+    # -- everyday-use helpers (see flightdeck_rs.helpers) -----------------------------------
+
+    def iter_runs(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        page_size: int = 500,
+        **filters: Unpack[RunFilters],
+    ) -> Iterator[RunEvent]:
+        """Every matching event of ``GET /v1/runs``, newest first, fetched page by page.
+
+        Args:
+            release_id: Release whose events are read.
+            window: Look-back window, e.g. ``"7d"``.
+            page_size: Events per request (at most 500).
+            **filters: ``environment``, ``tenant_id``, ``task_id``, ``trace_id``,
+                ``session_id``, ``span_id``.
+
+        Returns:
+            An iterator of events; see :func:`flightdeck_rs.helpers.iter_runs`.
+        """
+        from flightdeck_rs import helpers
+
+        return helpers.iter_runs(
+            self, release_id=release_id, window=window, page_size=page_size, **filters
+        )
+
+    def iter_runs_export(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        page_size: int = 500,
+        **filters: Unpack[RunFilters],
+    ) -> Iterator[RunEvent]:
+        """Every matching event of the NDJSON export, parsed line by line, page by page.
+
+        Args:
+            release_id: Release whose events are read.
+            window: Look-back window, e.g. ``"7d"``.
+            page_size: Events per request (at most 500).
+            **filters: ``environment``, ``tenant_id``, ``task_id``, ``trace_id``,
+                ``session_id``, ``span_id``.
+
+        Returns:
+            An iterator of events; see :func:`flightdeck_rs.helpers.iter_runs_export`.
+        """
+        from flightdeck_rs import helpers
+
+        return helpers.iter_runs_export(
+            self, release_id=release_id, window=window, page_size=page_size, **filters
+        )
+
+    def ingest_jsonl(
+        self,
+        path_or_file: JsonlSource,
+        *,
+        chunk_size: int = 500,
+        concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+        max_retries: int = 2,
+    ) -> IngestSummary:
+        """Streams a JSONL file of events to the server, ``concurrency`` chunks at a time.
+
+        Args:
+            path_or_file: A path, or a file object open for reading.
+            chunk_size: Events per request.
+            concurrency: Requests in flight at most (worker threads).
+            progress: ``progress(done_lines, sent, inserted)`` after each chunk.
+            max_retries: Retries of a chunk after a transient failure.
+
+        Returns:
+            The summary; see :func:`flightdeck_rs.helpers.ingest_jsonl`.
+        """
+        from flightdeck_rs import helpers
+
+        return helpers.ingest_jsonl(
+            self,
+            path_or_file,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            progress=progress,
+            max_retries=max_retries,
+        )
+
 
 class AsyncFlightdeckClient:
     """Asynchronous client: the same methods as :class:`FlightdeckClient`, as coroutines.
@@ -622,3 +708,100 @@ class AsyncFlightdeckClient:
         while chunk := list(islice(it, chunk_size)):
             total += await self.ingest_run_events(chunk)
         return total
+
+    # -- everyday-use helpers (see flightdeck_rs.helpers) -----------------------------------
+
+    def iter_runs(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        page_size: int = 500,
+        **filters: Unpack[RunFilters],
+    ) -> AsyncIterator[RunEvent]:
+        """Every matching event of ``GET /v1/runs``: ``async for event in client.iter_runs(...)``.
+
+        Args:
+            release_id: Release whose events are read.
+            window: Look-back window, e.g. ``"7d"``.
+            page_size: Events per request (at most 500).
+            **filters: ``environment``, ``tenant_id``, ``task_id``, ``trace_id``,
+                ``session_id``, ``span_id``.
+
+        Returns:
+            An async generator of events; see :func:`flightdeck_rs.helpers.aiter_runs`.
+        """
+        from flightdeck_rs import helpers
+
+        return helpers.aiter_runs(
+            self, release_id=release_id, window=window, page_size=page_size, **filters
+        )
+
+    def iter_runs_export(
+        self,
+        *,
+        release_id: str,
+        window: str,
+        page_size: int = 500,
+        **filters: Unpack[RunFilters],
+    ) -> AsyncIterator[RunEvent]:
+        """Every matching event of the NDJSON export, as an async generator.
+
+        Args:
+            release_id: Release whose events are read.
+            window: Look-back window, e.g. ``"7d"``.
+            page_size: Events per request (at most 500).
+            **filters: ``environment``, ``tenant_id``, ``task_id``, ``trace_id``,
+                ``session_id``, ``span_id``.
+
+        Returns:
+            An async generator of events; see :func:`flightdeck_rs.helpers.aiter_runs_export`.
+        """
+        from flightdeck_rs import helpers
+
+        return helpers.aiter_runs_export(
+            self, release_id=release_id, window=window, page_size=page_size, **filters
+        )
+
+    async def ingest_jsonl(
+        self,
+        path_or_file: JsonlSource,
+        *,
+        chunk_size: int = 500,
+        concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+        max_retries: int = 2,
+    ) -> IngestSummary:
+        """Streams a JSONL file of events to the server, ``concurrency`` chunks at a time.
+
+        Args:
+            path_or_file: A path, or a file object open for reading.
+            chunk_size: Events per request.
+            concurrency: Requests in flight at most (asyncio tasks).
+            progress: ``progress(done_lines, sent, inserted)`` after each chunk.
+            max_retries: Retries of a chunk after a transient failure.
+
+        Returns:
+            The summary; see :func:`flightdeck_rs.helpers.aingest_jsonl`.
+        """
+        from flightdeck_rs import helpers
+
+        return await helpers.aingest_jsonl(
+            self,
+            path_or_file,
+            chunk_size=chunk_size,
+            concurrency=concurrency,
+            progress=progress,
+            max_retries=max_retries,
+        )
+
+
+# Names used only in the annotations of the helper methods above (kept down here so that the
+# imports at the top of the module stay untouched).
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+    from typing import Unpack
+
+    from flightdeck_rs.helpers import IngestSummary, JsonlSource, ProgressCallback, RunFilters

@@ -297,6 +297,44 @@ impl Shared {
         }
     }
 
+    /// Waits up to `timeout` for every event up to `target` to be resolved.
+    pub fn wait_resolved(&self, target: u64, timeout: Duration) -> bool {
+        let s = self;
+        let end = Instant::now() + timeout;
+        let mut g = lock(&s.progress);
+        loop {
+            if s.counters.resolved.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = match s.progressed.wait_timeout(g, end - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Waits up to `timeout` for the sender thread to finish.
+    pub fn wait_finished(&self, timeout: Duration) -> bool {
+        let s = self;
+        let end = Instant::now() + timeout;
+        let mut g = lock(&s.finished);
+        while !*g {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = match s.finished_cv.wait_timeout(g, end - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+
     pub(crate) fn resolve(&self, n: u64) {
         self.counters.resolved.fetch_add(n, Ordering::AcqRel);
         let _g = lock(&self.progress);
@@ -332,6 +370,16 @@ pub struct Stats {
     pub in_flight: u64,
     pub state: &'static str,
     pub last_error: Option<String>,
+}
+
+impl Drop for Emitter {
+    fn drop(&mut self) {
+        // An emitter dropped without close(): stop accepting and let the sender deliver what
+        // it holds (bounded by the request timeout), then exit. Never waits here.
+        if self.pid == std::process::id() && !self.is_closing() {
+            self.begin_close(self.shared.cfg.request_timeout);
+        }
+    }
 }
 
 /// The emitter handle held by the host.
@@ -416,7 +464,7 @@ impl Emitter {
             c.accepted.fetch_add(1, Ordering::AcqRel);
             s.queue_events.store(q.items.len(), Ordering::Relaxed);
             s.queue_bytes.store(q.bytes, Ordering::Relaxed);
-            q.items.len() >= s.cfg.max_batch_events
+            q.items.len().is_multiple_of(s.cfg.max_batch_events)
         };
         if ready {
             s.wake.notify_one();
@@ -438,22 +486,12 @@ impl Emitter {
 
     /// Waits up to `timeout` for every event up to `target` to be resolved.
     pub fn wait_resolved(&self, target: u64, timeout: Duration) -> bool {
-        let s = &self.shared;
-        let end = Instant::now() + timeout;
-        let mut g = lock(&s.progress);
-        loop {
-            if s.counters.resolved.load(Ordering::Acquire) >= target {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            g = match s.progressed.wait_timeout(g, end - now) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
+        self.shared.wait_resolved(target, timeout)
+    }
+
+    /// A handle on the shared state, for waiting without holding the emitter.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Starts closing: no new events are accepted; the sender delivers until `deadline`,
@@ -475,20 +513,7 @@ impl Emitter {
 
     /// Waits up to `timeout` for the sender thread to finish.
     pub fn wait_finished(&self, timeout: Duration) -> bool {
-        let s = &self.shared;
-        let end = Instant::now() + timeout;
-        let mut g = lock(&s.finished);
-        while !*g {
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            g = match s.finished_cv.wait_timeout(g, end - now) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
-        true
+        self.shared.wait_finished(timeout)
     }
 
     /// Joins the sender thread if it has finished.

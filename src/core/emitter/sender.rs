@@ -49,6 +49,9 @@ fn supervise(s: Arc<Shared>) {
             drop_everything(&s);
         }
     }
+    if let Some(sp) = s.spool.as_ref() {
+        sp.seal();
+    }
     s.set_state(State::Closed);
     let mut f = lock(&s.finished);
     *f = true;
@@ -135,7 +138,9 @@ fn drop_everything(s: &Shared) {
         c.dropped_after_accept.fetch_add(lost, Ordering::AcqRel);
         s.notice(
             Level::Warning,
-            format!("emitter closed with {lost} undelivered event(s); they were dropped"),
+            format!(
+                "flightdeck_rs emitter closed: {lost} event(s) were not delivered (at_shutdown={lost})"
+            ),
         );
     }
     if kept + lost > 0 {
@@ -332,24 +337,45 @@ fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
     }
     s.counters.requests.fetch_add(1, Ordering::AcqRel);
     let result = io.rt.block_on(async {
-        let resp = rb.send().await?;
-        let status = resp.status().as_u16();
-        let ra = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after(v, SystemTime::now(), s.cfg.retry_cap));
-        let bytes = resp.bytes().await?;
-        Ok::<_, reqwest::Error>((status, ra, bytes))
+        let exchange = async {
+            let resp = rb.send().await?;
+            let status = resp.status().as_u16();
+            let ra = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry_after(v, SystemTime::now(), s.cfg.retry_cap));
+            let bytes = resp.bytes().await?;
+            Ok::<_, reqwest::Error>((status, ra, bytes))
+        };
+        // A close() that starts while the request is in flight cuts it at its deadline.
+        let watch = async {
+            let mut ticks = 0u32;
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if past_deadline(s) {
+                    return;
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(5) {
+                    spool_queue(s, &mut lock(&s.queue));
+                }
+            }
+        };
+        tokio::select! {
+            r = exchange => Some(r),
+            () = watch => None,
+        }
     });
     let (status, ra, bytes) = match result {
-        Ok(r) => r,
-        Err(e) => {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
             return Outcome::Retry(
                 None,
                 crate::core::error::Error::from_reqwest(&e).to_string(),
             )
         }
+        None => return Outcome::Retry(None, "request cut at the close deadline".into()),
     };
     let detail = || {
         let text = String::from_utf8_lossy(&bytes);

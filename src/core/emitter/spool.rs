@@ -181,6 +181,7 @@ impl Spool {
         };
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
             .collect();
@@ -225,7 +226,6 @@ impl Spool {
                 deleted: AtomicBool::new(false),
                 opened: Instant::now(),
             });
-            self.total.fetch_add(size, Ordering::AcqRel);
             let start = usize::try_from(ack.min(size)).unwrap_or(0);
             let mut offset = start;
             let mut found = Vec::new();
@@ -276,15 +276,14 @@ impl Spool {
     /// [`AppendError::Full`] past `max_bytes`; [`AppendError::Io`] when writing fails.
     pub fn append(&self, bytes: &[u8]) -> Result<Pos, AppendError> {
         let len = bytes.len() as u64 + 1;
-        if self.total.load(Ordering::Acquire) + len > self.cfg.max_bytes {
-            return Err(AppendError::Full);
-        }
         let mut cur = lock(&self.current);
         let rotate = match cur.as_ref() {
             None => true,
             Some(seg) => {
-                seg.size.load(Ordering::Acquire) + len > self.cfg.segment_bytes
+                let size = seg.size.load(Ordering::Acquire);
+                size + len > self.cfg.segment_bytes
                     || seg.opened.elapsed() > self.cfg.segment_age
+                    || (size > 0 && seg.acked.load(Ordering::Acquire) >= size)
             }
         };
         if rotate {
@@ -292,6 +291,11 @@ impl Spool {
                 old.sealed.store(true, Ordering::Release);
                 self.maybe_delete(&old);
             }
+        }
+        if self.total.load(Ordering::Acquire) + len > self.cfg.max_bytes {
+            return Err(AppendError::Full);
+        }
+        if cur.is_none() {
             let path = self.next_path("s");
             let file = open_segment(&path).map_err(AppendError::Io)?;
             *cur = Some(Arc::new(Segment {
@@ -332,7 +336,13 @@ impl Spool {
         for (_, (seg, end)) in by_seg {
             let prev = seg.acked.fetch_max(end, Ordering::AcqRel);
             if end > prev && !seg.deleted.load(Ordering::Acquire) {
-                let _ = fs::write(seg.ack_path(), end.to_string());
+                let _ = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(seg.ack_path())
+                    .and_then(|mut f| f.write_all(end.to_string().as_bytes()));
             }
             self.maybe_delete(&seg);
         }

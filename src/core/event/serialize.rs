@@ -1,6 +1,6 @@
 //! JSON encoding of events, field by field in declaration order.
 
-use super::RunEvent;
+use super::{RunEvent, ToolUsage};
 use crate::core::json::{format_float, write_str, write_u64, FloatStyle};
 
 /// Which JSON dialect to produce.
@@ -102,23 +102,7 @@ pub fn write_event(buf: &mut Vec<u8>, e: &RunEvent, mode: Mode) -> Result<(), No
         if i > 0 {
             buf.push(b',');
         }
-        buf.extend_from_slice(b"{\"tool_name\":");
-        write_str(buf, &t.tool_name);
-        field(buf, false, "invocations");
-        write_u64(buf, t.invocations);
-        field(buf, false, "cost_units");
-        if t.cost_units.is_finite() {
-            let style = match mode {
-                Mode::Wire => FloatStyle::Python,
-                Mode::Pydantic => FloatStyle::Pydantic,
-            };
-            buf.extend_from_slice(format_float(t.cost_units, style).as_bytes());
-        } else if mode == Mode::Wire {
-            return Err(NonFinite);
-        } else {
-            buf.extend_from_slice(b"null");
-        }
-        buf.push(b'}');
+        write_tool(buf, t, mode)?;
     }
     buf.extend_from_slice(b"]},\"labels\":{");
     for (i, (k, v)) in e.labels.iter().enumerate() {
@@ -130,6 +114,31 @@ pub fn write_event(buf: &mut Vec<u8>, e: &RunEvent, mode: Mode) -> Result<(), No
         write_str(buf, v);
     }
     buf.extend_from_slice(b"}}");
+    Ok(())
+}
+
+/// Appends one tool-usage record as a compact JSON object.
+///
+/// # Errors
+/// [`NonFinite`] in [`Mode::Wire`] when `cost_units` is `inf`/`NaN`.
+pub fn write_tool(buf: &mut Vec<u8>, t: &ToolUsage, mode: Mode) -> Result<(), NonFinite> {
+    buf.extend_from_slice(b"{\"tool_name\":");
+    write_str(buf, &t.tool_name);
+    field(buf, false, "invocations");
+    write_u64(buf, t.invocations);
+    field(buf, false, "cost_units");
+    if t.cost_units.is_finite() {
+        let style = match mode {
+            Mode::Wire => FloatStyle::Python,
+            Mode::Pydantic => FloatStyle::Pydantic,
+        };
+        buf.extend_from_slice(format_float(t.cost_units, style).as_bytes());
+    } else if mode == Mode::Wire {
+        return Err(NonFinite);
+    } else {
+        buf.extend_from_slice(b"null");
+    }
+    buf.push(b'}');
     Ok(())
 }
 

@@ -69,7 +69,14 @@ pub fn py_repr(v: &Value) -> String {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => i.to_string(),
+            (_, Some(u), _) => u.to_string(),
+            (_, _, Some(f)) if f.is_finite() => {
+                crate::core::json::format_float(f, crate::core::json::FloatStyle::Python)
+            }
+            _ => n.to_string(),
+        },
         Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
         Value::Array(a) => {
             let items: Vec<String> = a.iter().map(py_repr).collect();
