@@ -18,7 +18,7 @@ use crate::core::event::timestamp::Timestamp;
 use crate::core::event::validate::{
     render_errors, CtxValue, Instance, Key, LineError, Loc, Scalar, Source,
 };
-use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage};
+use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage};
 
 use super::models::{PyMetrics, PyModelUsage, PyRequest, PyRunEvent, PyToolUsage, PyUsage};
 
@@ -396,7 +396,7 @@ pub fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> 
     })
 }
 
-fn opt_str<'py>(py: Python<'py>, v: &Option<String>) -> PyResult<Bound<'py, PyAny>> {
+fn opt_str<'py>(py: Python<'py>, v: &Option<Text>) -> PyResult<Bound<'py, PyAny>> {
     match v {
         Some(s) => Ok(PyString::new(py, s).into_any()),
         None => Ok(py.None().into_bound(py)),
@@ -424,8 +424,8 @@ pub fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, Py
 /// `RunEventModelUsage` as a dict.
 pub fn model_usage_dict<'py>(py: Python<'py>, m: &ModelUsage) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "provider"), &m.provider)?;
-    d.set_item(intern!(py, "model"), &m.model)?;
+    d.set_item(intern!(py, "provider"), m.provider.as_str())?;
+    d.set_item(intern!(py, "model"), m.model.as_str())?;
     d.set_item(intern!(py, "input_tokens"), m.input_tokens)?;
     d.set_item(intern!(py, "output_tokens"), m.output_tokens)?;
     d.set_item(intern!(py, "cached_input_tokens"), m.cached_input_tokens)?;
@@ -435,7 +435,7 @@ pub fn model_usage_dict<'py>(py: Python<'py>, m: &ModelUsage) -> PyResult<Bound<
 /// `RunEventToolUsage` as a dict.
 pub fn tool_dict<'py>(py: Python<'py>, t: &ToolUsage) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "tool_name"), &t.tool_name)?;
+    d.set_item(intern!(py, "tool_name"), t.tool_name.as_str())?;
     d.set_item(intern!(py, "invocations"), t.invocations)?;
     d.set_item(intern!(py, "cost_units"), t.cost_units)?;
     Ok(d)
@@ -454,13 +454,10 @@ pub fn usage_dict<'py>(py: Python<'py>, u: &Usage) -> PyResult<Bound<'py, PyDict
 }
 
 /// Labels as a dict (insertion order kept).
-pub fn labels_dict<'py>(
-    py: Python<'py>,
-    labels: &[(String, String)],
-) -> PyResult<Bound<'py, PyDict>> {
+pub fn labels_dict<'py>(py: Python<'py>, labels: &[(Text, Text)]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in labels {
-        d.set_item(k, v)?;
+        d.set_item(k.as_str(), v.as_str())?;
     }
     Ok(d)
 }
@@ -479,13 +476,13 @@ pub fn event_dict<'py>(
     } else {
         d.set_item(intern!(py, "timestamp"), timestamp_to_py(py, &e.timestamp)?)?;
     }
-    d.set_item(intern!(py, "workspace_id"), &e.workspace_id)?;
-    d.set_item(intern!(py, "agent_id"), &e.agent_id)?;
-    d.set_item(intern!(py, "release_id"), &e.release_id)?;
-    d.set_item(intern!(py, "run_id"), &e.run_id)?;
-    d.set_item(intern!(py, "tenant_id"), &e.tenant_id)?;
-    d.set_item(intern!(py, "task_id"), &e.task_id)?;
-    d.set_item(intern!(py, "environment"), &e.environment)?;
+    d.set_item(intern!(py, "workspace_id"), e.workspace_id.as_str())?;
+    d.set_item(intern!(py, "agent_id"), e.agent_id.as_str())?;
+    d.set_item(intern!(py, "release_id"), e.release_id.as_str())?;
+    d.set_item(intern!(py, "run_id"), e.run_id.as_str())?;
+    d.set_item(intern!(py, "tenant_id"), e.tenant_id.as_str())?;
+    d.set_item(intern!(py, "task_id"), e.task_id.as_str())?;
+    d.set_item(intern!(py, "environment"), e.environment.as_str())?;
     match &e.request {
         Some(r) => d.set_item(intern!(py, "request"), request_dict(py, r)?)?,
         None => d.set_item(intern!(py, "request"), py.None())?,

@@ -1,6 +1,6 @@
 //! JSON encoding of events, field by field in declaration order.
 
-use super::RunEvent;
+use super::{RunEvent, Text};
 use crate::core::json::{format_float, write_str, write_u64, FloatStyle};
 
 /// Which JSON dialect to produce.
@@ -17,7 +17,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFinite;
 
-fn opt_str(buf: &mut Vec<u8>, v: &Option<String>) {
+fn opt_str(buf: &mut Vec<u8>, v: &Option<Text>) {
     match v {
         Some(s) => write_str(buf, s),
         None => buf.extend_from_slice(b"null"),

@@ -7,7 +7,7 @@ use chrono::{NaiveDate, NaiveTime};
 
 use super::timestamp::{self, Timestamp};
 use super::{
-    EventType, Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage, API_VERSION,
+    EventType, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage, API_VERSION,
     DEFAULT_WORKSPACE,
 };
 
@@ -200,11 +200,11 @@ fn key(name: &str) -> Option<Loc> {
     Some(Loc::Key(name.to_string()))
 }
 
-fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<String> {
+fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Text> {
     match v.scalar() {
-        Scalar::Str(s) => Some(s.into_owned()),
+        Scalar::Str(s) => Some(Text::from(s.as_ref())),
         Scalar::Bytes(b) => match std::str::from_utf8(&b) {
-            Ok(s) => Some(s.to_string()),
+            Ok(s) => Some(Text::from(s)),
             Err(_) => {
                 ctx.push_err(
                     key(name),
@@ -230,7 +230,7 @@ fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Strin
 }
 
 /// `None` → `Ok(None)`; otherwise a string.
-fn opt_string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<String>> {
+fn opt_string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<Text>> {
     if matches!(v.scalar(), Scalar::Null) {
         return Some(None);
     }
@@ -794,7 +794,7 @@ pub fn usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Usage
     (ctx.errors.len() == n).then_some(u)
 }
 
-fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(String, String)>> {
+fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(Text, Text)>> {
     if !matches!(v.scalar(), Scalar::Mapping) {
         ctx.push_err(
             key("labels"),
@@ -806,11 +806,11 @@ fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(String
         return None;
     }
     let n = ctx.errors.len();
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(Text, Text)> = Vec::new();
     nested(ctx, Loc::Key("labels".into()), |ctx| {
         v.for_each_entry(&mut |k, val| {
             let k = match k {
-                Key::Str(s) => s.to_string(),
+                Key::Str(s) => Text::from(s),
                 Key::Other(kv) => {
                     let (r, _) = kv.describe();
                     ctx.path.push(Loc::Key(r));
@@ -916,7 +916,7 @@ pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEv
     };
     let workspace_id = match workspace_id {
         Some(x) => string(ctx, "workspace_id", &x),
-        None => Some(DEFAULT_WORKSPACE.to_string()),
+        None => Some(Text::const_new(DEFAULT_WORKSPACE)),
     };
     let req_str = |ctx: &mut Ctx<S::Input>, name: &str, x: Option<S>| match x {
         Some(x) => string(ctx, name, &x),
