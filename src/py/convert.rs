@@ -230,6 +230,10 @@ impl<'py> Source for PySrc<'py> {
 
     fn instance(&self) -> Option<Instance> {
         let o = &self.0;
+        // The common inputs (dicts, None) are never our model classes: skip six type checks.
+        if o.is_none() || o.cast::<PyDict>().is_ok() {
+            return None;
+        }
         let py = o.py();
         if let Ok(e) = o.cast::<PyRunEvent>() {
             return e
@@ -344,6 +348,7 @@ pub fn validation_error<I>(
                 .iter()
                 .map(|l| match l {
                     Loc::Key(k) => k.into_py_any(py),
+                    Loc::Field(k) => k.into_py_any(py),
                     Loc::Index(i) => i.into_py_any(py),
                 })
                 .collect::<PyResult<_>>()?;

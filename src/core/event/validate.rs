@@ -72,6 +72,8 @@ pub trait Source: Sized {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loc {
     Key(String),
+    /// A field name known at compile time (no allocation on the hot path).
+    Field(&'static str),
     Index(usize),
 }
 
@@ -103,6 +105,7 @@ impl<I> LineError<I> {
             .iter()
             .map(|l| match l {
                 Loc::Key(k) => k.clone(),
+                Loc::Field(k) => (*k).to_string(),
                 Loc::Index(i) => i.to_string(),
             })
             .collect();
@@ -742,9 +745,7 @@ fn model_usage_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelU
         return Some(m);
     }
     if matches!(v.scalar(), Scalar::Mapping) {
-        return nested(ctx, Loc::Key("model".into()), |ctx| {
-            model_usage_from_map(ctx, v)
-        });
+        return nested(ctx, Loc::Field("model"), |ctx| model_usage_from_map(ctx, v));
     }
     model_type_err(ctx, key("model"), v, "RunEventModelUsage");
     None
@@ -763,7 +764,7 @@ fn tools_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<ToolUsag
     }
     let n = ctx.errors.len();
     let mut out = Vec::new();
-    nested(ctx, Loc::Key("tools".into()), |ctx| {
+    nested(ctx, Loc::Field("tools"), |ctx| {
         for (i, el) in v.elements().iter().enumerate() {
             if let Some(Instance::Tool(t)) = el.instance() {
                 out.push(t);
@@ -807,7 +808,7 @@ fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(Text, 
     }
     let n = ctx.errors.len();
     let mut out: Vec<(Text, Text)> = Vec::new();
-    nested(ctx, Loc::Key("labels".into()), |ctx| {
+    nested(ctx, Loc::Field("labels"), |ctx| {
         v.for_each_entry(&mut |k, val| {
             let k = match k {
                 Key::Str(s) => Text::from(s),
@@ -841,10 +842,9 @@ fn request_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Option<Req
     match (x.instance(), x.scalar()) {
         (Some(Instance::Request(r)), _) => Some(Some(r)),
         (_, Scalar::Null) => Some(None),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Key("request".into()), |ctx| {
-            request_from_map(ctx, x)
-        })
-        .map(Some),
+        (_, Scalar::Mapping) => {
+            nested(ctx, Loc::Field("request"), |ctx| request_from_map(ctx, x)).map(Some)
+        }
         _ => {
             model_type_err(ctx, key("request"), x, "RunEventRequest");
             None
@@ -855,9 +855,7 @@ fn request_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Option<Req
 fn metrics_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Metrics> {
     match (x.instance(), x.scalar()) {
         (Some(Instance::Metrics(m)), _) => Some(m),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Key("metrics".into()), |ctx| {
-            metrics_from_map(ctx, x)
-        }),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Field("metrics"), |ctx| metrics_from_map(ctx, x)),
         _ => {
             model_type_err(ctx, key("metrics"), x, "RunEventMetrics");
             None
@@ -868,7 +866,7 @@ fn metrics_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Metrics> {
 fn usage_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Usage> {
     match (x.instance(), x.scalar()) {
         (Some(Instance::Usage(u)), _) => Some(u),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Key("usage".into()), |ctx| usage_from_map(ctx, x)),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Field("usage"), |ctx| usage_from_map(ctx, x)),
         _ => {
             model_type_err(ctx, key("usage"), x, "RunEventUsage");
             None
