@@ -1,8 +1,9 @@
 //! The native transport: a keep-alive reqwest client per SDK client, URL joining, the
 //! bearer header and the retry loop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::core::api::{ApiRequest, Method};
 use crate::core::error::{Error, Phase};
+use crate::core::runtime;
 
 /// How a client talks to the server.
 #[derive(Clone, Debug)]
@@ -70,12 +72,37 @@ struct Http {
     client: reqwest::Client,
 }
 
+/// A connection pool of one [`Client`] bound to one thread's local runtime (see
+/// [`runtime::block_on_local`]): its connections' tasks live on that runtime, so the pool
+/// is only ever used by the thread that drives it.
+struct LocalPool {
+    generation: u64,
+    client_id: u64,
+    /// The owning client's `closed` flag; the owner holds the other reference.
+    closed: Arc<AtomicBool>,
+    http: reqwest::Client,
+}
+
+impl LocalPool {
+    fn is_live(&self) -> bool {
+        Arc::strong_count(&self.closed) > 1 && !self.closed.load(Ordering::SeqCst)
+    }
+}
+
+thread_local! {
+    static LOCAL_POOLS: RefCell<Vec<LocalPool>> = const { RefCell::new(Vec::new()) };
+}
+
+static CLIENT_IDS: AtomicU64 = AtomicU64::new(1);
+
 /// A FlightDeck HTTP client: connection pool, auth, timeouts and retries.
 pub struct Client {
+    id: u64,
     cfg: Config,
     auth: Option<HeaderValue>,
+    /// The pool used from the shared runtime (async face).
     http: Mutex<Option<Http>>,
-    closed: AtomicBool,
+    closed: Arc<AtomicBool>,
     slots: Semaphore,
 }
 
@@ -99,10 +126,11 @@ impl Client {
         };
         let slots = Semaphore::new(cfg.max_in_flight.max(1));
         Ok(Self {
+            id: CLIENT_IDS.fetch_add(1, Ordering::Relaxed),
             cfg,
             auth,
             http: Mutex::new(None),
-            closed: AtomicBool::new(false),
+            closed: Arc::new(AtomicBool::new(false)),
             slots,
         })
     }
@@ -134,6 +162,14 @@ impl Client {
         self.closed.store(true, Ordering::SeqCst);
         let mut g = self.http.lock().unwrap_or_else(|p| p.into_inner());
         *g = None;
+        drop(g);
+        // This thread's pools go now; other threads drop theirs when they next add one.
+        let generation = runtime::thread_generation();
+        let _ = LOCAL_POOLS.try_with(|pools| {
+            if let Ok(mut pools) = pools.try_borrow_mut() {
+                prune(&mut pools, generation);
+            }
+        });
     }
 
     /// Whether [`Client::close`] was called.
@@ -141,7 +177,12 @@ impl Client {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// The reqwest client to use from the current context: this thread's own pool when
+    /// running on its local runtime (sync face), else the shared one (async face).
     fn http(&self) -> Result<reqwest::Client, Error> {
+        if let Some(generation) = runtime::local_generation() {
+            return self.local_http(generation);
+        }
         let pid = std::process::id();
         let mut g = self.http.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = g.as_ref() {
@@ -149,17 +190,7 @@ impl Client {
                 return Ok(h.client.clone());
             }
         }
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("flightdeck-rs/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(4))
-            .pool_max_idle_per_host(self.cfg.max_in_flight.max(1))
-            .http1_only()
-            .tcp_nodelay(true);
-        if let Some(t) = self.cfg.timeout {
-            b = b.connect_timeout(t).read_timeout(t);
-        }
-        let client = b.build().map_err(|e| Error::from_reqwest(&e))?;
+        let client = self.build_http()?;
         if let Some(old) = g.take() {
             if old.pid != pid {
                 // The parent's pool belongs to the parent's runtime; never touch it here.
@@ -171,6 +202,45 @@ impl Client {
             client: client.clone(),
         });
         Ok(client)
+    }
+
+    fn local_http(&self, generation: u64) -> Result<reqwest::Client, Error> {
+        let found = LOCAL_POOLS.with(|pools| {
+            pools
+                .borrow()
+                .iter()
+                .find(|p| p.client_id == self.id && p.generation == generation)
+                .map(|p| p.http.clone())
+        });
+        if let Some(h) = found {
+            return Ok(h);
+        }
+        let http = self.build_http()?;
+        LOCAL_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            prune(&mut pools, Some(generation));
+            pools.push(LocalPool {
+                generation,
+                client_id: self.id,
+                closed: self.closed.clone(),
+                http: http.clone(),
+            });
+        });
+        Ok(http)
+    }
+
+    fn build_http(&self) -> Result<reqwest::Client, Error> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("flightdeck-rs/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(4))
+            .pool_max_idle_per_host(self.cfg.max_in_flight.max(1))
+            .http1_only()
+            .tcp_nodelay(true);
+        if let Some(t) = self.cfg.timeout {
+            b = b.connect_timeout(t).read_timeout(t);
+        }
+        b.build().map_err(|e| Error::from_reqwest(&e))
     }
 
     fn parse_url(&self, req: &ApiRequest) -> Result<reqwest::Url, Error> {
@@ -268,6 +338,18 @@ impl Client {
     }
 }
 
+/// Drops the pools of closed or dropped clients; pools of another runtime generation (one
+/// inherited across `fork()`, or one whose runtime is gone) are leaked, never shut down here.
+fn prune(pools: &mut Vec<LocalPool>, generation: Option<u64>) {
+    for p in std::mem::take(pools) {
+        if Some(p.generation) != generation {
+            std::mem::forget(p);
+        } else if p.is_live() {
+            pools.push(p);
+        }
+    }
+}
+
 fn clone_err(e: &Error) -> Error {
     match e {
         Error::UnsupportedProtocol(m) => Error::UnsupportedProtocol(m.clone()),
@@ -346,6 +428,36 @@ mod tests {
         let e2 = c.send(&api::health()).await.unwrap_err();
         assert!(e2.is_transport());
         assert_eq!(hits.load(Ordering::SeqCst), 1 + 4);
+    }
+
+    #[test]
+    fn blocking_sends_use_a_per_thread_pool_that_close_prunes() {
+        let rt = runtime::get().unwrap();
+        let (url, _) = rt.block_on(server(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"));
+        let c = Client::new(Config::new(&url)).unwrap();
+        let r = runtime::block_on_local(c.send(&api::health()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let pools = || LOCAL_POOLS.with(|p| p.borrow().len());
+        assert_eq!(pools(), 1);
+        // The async face (shared runtime) does not touch the thread's pools.
+        let r2 = rt.block_on(c.send(&api::health())).unwrap();
+        assert_eq!(r2.status, 200);
+        assert_eq!(pools(), 1);
+        c.close();
+        assert_eq!(pools(), 0);
+        let c2 = Client::new(Config::new(&url)).unwrap();
+        runtime::block_on_local(c2.send(&api::health()))
+            .unwrap()
+            .unwrap();
+        drop(c2);
+        let c3 = Client::new(Config::new(&url)).unwrap();
+        runtime::block_on_local(c3.send(&api::health()))
+            .unwrap()
+            .unwrap();
+        // Adding c3's pool pruned the pool of the dropped c2.
+        assert_eq!(pools(), 1);
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! The native client: one `core::transport::Client`, a sync and an async send, and the
 //! request builders (one per endpoint, from `core::api`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::core::api::{self, Action, ApiRequest, RunsQuery, EXPORT_HEADER_KEYS};
-use crate::core::event::serialize;
+use crate::core::event::serialize::{self, NonFinite};
 use crate::core::event::RunEvent;
 use crate::core::transport::{Client, Config, Response};
 
@@ -383,13 +383,9 @@ pub fn promote_confirm(
     )))
 }
 
-/// Validates and encodes events into a `POST /v1/events` request; `None` when `events`
-/// is empty. Items may be our `RunEvent`, a pydantic `RunEvent` or a dict.
-#[pyfunction]
-pub fn ingest(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Option<NativeRequest>> {
-    if events.is_empty() {
-        return Ok(None);
-    }
+/// Collects events for an ingest request (GIL held, no encoding): our `RunEvent`s are
+/// shared as they are, pydantic `RunEvent`s and dicts are validated.
+fn collect_events(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Vec<Arc<RunEvent>>> {
     let mut items: Vec<Arc<RunEvent>> = Vec::with_capacity(events.len());
     for (i, item) in events.iter().enumerate() {
         if let Ok(e) = item.cast::<PyRunEvent>() {
@@ -415,8 +411,143 @@ pub fn ingest(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Option<Nat
             }
         }
     }
+    Ok(items)
+}
+
+fn non_finite() -> PyErr {
+    PyValueError::new_err("Out of range float values are not JSON compliant")
+}
+
+/// Encodes events while yielding to the runtime every few events, so that a request in
+/// flight on the same thread keeps moving.
+async fn encode_interleaved(events: &[Arc<RunEvent>]) -> Result<Vec<u8>, NonFinite> {
+    let mut w = serialize::BodyWriter::new(events.len());
+    for slice in events.chunks(64) {
+        for e in slice {
+            w.push(e)?;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(w.finish())
+}
+
+/// Validates and encodes events into a `POST /v1/events` request; `None` when `events`
+/// is empty. Items may be our `RunEvent`, a pydantic `RunEvent` or a dict.
+#[pyfunction]
+pub fn ingest(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Option<NativeRequest>> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let items = collect_events(py, events)?;
     let body = py
         .detach(|| serialize::events_body(items.iter().map(|a| a.as_ref())))
-        .map_err(|_| PyValueError::new_err("Out of range float values are not JSON compliant"))?;
+        .map_err(|_| non_finite())?;
     Ok(Some(req(api::ingest(body))))
+}
+
+/// Validated events of one ingest request, to be encoded while another request is in
+/// flight (see `NativeClient.send_and_encode`).
+#[pyclass(module = "flightdeck_rs._native", name = "NativeBatch", frozen)]
+pub struct NativeBatch {
+    events: Vec<Arc<RunEvent>>,
+    body: Mutex<Option<Result<Vec<u8>, NonFinite>>>,
+}
+
+#[pymethods]
+impl NativeBatch {
+    /// The `POST /v1/events` request of these events (encoding them now if
+    /// `send_and_encode` has not); raises `ValueError` when an event holds `inf`.
+    fn request(&self, py: Python<'_>) -> PyResult<NativeRequest> {
+        let done = self.body.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let body = match done {
+            Some(b) => b,
+            None => py.detach(|| serialize::events_body(self.events.iter().map(|a| a.as_ref()))),
+        };
+        Ok(req(api::ingest(body.map_err(|_| non_finite())?)))
+    }
+
+    fn __len__(&self) -> usize {
+        self.events.len()
+    }
+}
+
+/// Validates events for a later `send_and_encode`; `None` when `events` is empty.
+#[pyfunction]
+pub fn collect(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Option<NativeBatch>> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(NativeBatch {
+        events: collect_events(py, events)?,
+        body: Mutex::new(None),
+    }))
+}
+
+#[pymethods]
+impl NativeClient {
+    /// `POST /v1/events` of `events` in one GIL-free section (encode, send, receive);
+    /// returns the request and its response, or `None` when `events` is empty.
+    fn send_events(
+        &self,
+        py: Python<'_>,
+        events: &Bound<'_, PyList>,
+    ) -> PyResult<Option<(NativeRequest, NativeResponse)>> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let items = collect_events(py, events)?;
+        let client = self.inner.clone();
+        let out = runtime::block_on(py, async move {
+            let body =
+                serialize::events_body(items.iter().map(|a| a.as_ref())).map_err(|_| None)?;
+            let r = api::ingest(body);
+            match client.send(&r).await {
+                Ok(resp) => Ok((r, resp)),
+                Err(e) => Err(Some((r, e))),
+            }
+        })?;
+        match out {
+            Ok((r, resp)) => Ok(Some((req(r), NativeResponse { inner: resp }))),
+            Err(None) => Err(non_finite()),
+            Err(Some((r, e))) => Err(to_pyerr(py, e, r.method.as_str(), &self.inner.url_for(&r))),
+        }
+    }
+
+    /// Sends `req` (if any) while encoding `batch` (if any), in one GIL-free section;
+    /// returns the response of `req`. Take the encoded request with `batch.request()`.
+    #[pyo3(signature = (req, batch))]
+    fn send_and_encode(
+        &self,
+        py: Python<'_>,
+        req: Option<&NativeRequest>,
+        batch: Option<&NativeBatch>,
+    ) -> PyResult<Option<NativeResponse>> {
+        let client = self.inner.clone();
+        let r = req.map(|r| &r.inner);
+        let (sent, encoded) = runtime::block_on(py, async move {
+            let send = async {
+                match r {
+                    Some(r) => Some(client.send(r).await),
+                    None => None,
+                }
+            };
+            let encode = async {
+                match batch {
+                    Some(b) => Some(encode_interleaved(&b.events).await),
+                    None => None,
+                }
+            };
+            tokio::join!(send, encode)
+        })?;
+        if let (Some(b), Some(body)) = (batch, encoded) {
+            *b.body.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+        }
+        match (sent, r) {
+            (Some(Ok(resp)), _) => Ok(Some(NativeResponse { inner: resp })),
+            (Some(Err(e)), Some(r)) => {
+                Err(to_pyerr(py, e, r.method.as_str(), &self.inner.url_for(r)))
+            }
+            _ => Ok(None),
+        }
+    }
 }

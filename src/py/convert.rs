@@ -18,7 +18,7 @@ use crate::core::event::timestamp::Timestamp;
 use crate::core::event::validate::{
     render_errors, CtxValue, Instance, Key, LineError, Loc, Scalar, Source,
 };
-use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage};
+use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage};
 
 use super::models::{PyMetrics, PyModelUsage, PyRequest, PyRunEvent, PyToolUsage, PyUsage};
 
@@ -37,9 +37,79 @@ fn date_cls(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     DATE_CLS.import(py, "datetime", "date")
 }
 
+/// Reads an exact `datetime.datetime` from its pickle state, one call instead of eight
+/// attribute reads (the limited API has no field access): `__reduce__()` is
+/// `(cls, (state,))` or `(cls, (state, tzinfo))`, where `state` is 10 bytes: year (2, big
+/// endian), month, day, hour, minute, second, microsecond (3, big endian). Both the C and
+/// the pure-Python `datetime` use this format. `None` when the state is not that shape.
+fn timestamp_from_state(o: &Bound<'_, PyAny>) -> PyResult<Option<Timestamp>> {
+    let py = o.py();
+    let reduced = o.call_method0(intern!(py, "__reduce__"))?;
+    let Ok(reduced) = reduced.cast::<PyTuple>() else {
+        return Ok(None);
+    };
+    let Ok(args) = reduced.get_item(1) else {
+        return Ok(None);
+    };
+    let Ok(args) = args.cast_into::<PyTuple>() else {
+        return Ok(None);
+    };
+    let Ok(state) = args.get_item(0) else {
+        return Ok(None);
+    };
+    let Ok(state) = state.cast::<PyBytes>() else {
+        return Ok(None);
+    };
+    let &[y0, y1, month, day, hour, minute, second, u0, u1, u2] = state.as_bytes() else {
+        return Ok(None);
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::from(y0) << 8 | i32::from(y1),
+        u32::from(month & 0x7f),
+        u32::from(day),
+    );
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        u32::from(hour),
+        u32::from(minute),
+        u32::from(second),
+        u32::from(u0) << 16 | u32::from(u1) << 8 | u32::from(u2),
+    );
+    let (Some(date), Some(time)) = (date, time) else {
+        return Ok(None);
+    };
+    let offset = match args.get_item(1) {
+        Err(_) => None,
+        Ok(tz) if tz.is_none() => None,
+        Ok(tz) => tz_offset(o, &tz)?,
+    };
+    Ok(Some(Timestamp {
+        naive: date.and_time(time),
+        offset,
+    }))
+}
+
+/// The UTC offset in seconds of `dt` (whose tzinfo is `tz`), as `dt.utcoffset()` says.
+fn tz_offset(dt: &Bound<'_, PyAny>, tz: &Bound<'_, PyAny>) -> PyResult<Option<i32>> {
+    let py = dt.py();
+    if tz.is(PyTzInfo::utc(py)?.as_any()) {
+        return Ok(Some(0));
+    }
+    let off = dt.call_method0(intern!(py, "utcoffset"))?;
+    if off.is_none() {
+        return Ok(None);
+    }
+    let d = off.cast::<PyDelta>()?;
+    Ok(Some(d.get_days() * 86_400 + d.get_seconds()))
+}
+
 /// Reads a `datetime.datetime` (or subclass) into a [`Timestamp`].
 pub fn timestamp_from_py(o: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
     let py = o.py();
+    if o.get_type().is(datetime_cls(py)?) {
+        if let Some(t) = timestamp_from_state(o)? {
+            return Ok(t);
+        }
+    }
     let dt = o.cast::<PyDateTime>()?;
     let date = chrono::NaiveDate::from_ymd_opt(
         dt.get_year(),
@@ -57,16 +127,7 @@ pub fn timestamp_from_py(o: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
     };
     let offset = match dt.get_tzinfo() {
         None => None,
-        Some(tz) if tz.is(PyTzInfo::utc(py)?.as_any()) => Some(0),
-        Some(_) => {
-            let off = o.call_method0(intern!(py, "utcoffset"))?;
-            if off.is_none() {
-                None
-            } else {
-                let d = off.cast::<PyDelta>()?;
-                Some(d.get_days() * 86_400 + d.get_seconds())
-            }
-        }
+        Some(tz) => tz_offset(o, tz.as_any())?,
     };
     Ok(Timestamp {
         naive: date.and_time(time),
@@ -169,6 +230,10 @@ impl<'py> Source for PySrc<'py> {
 
     fn instance(&self) -> Option<Instance> {
         let o = &self.0;
+        // The common inputs (dicts, None) are never our model classes: skip six type checks.
+        if o.is_none() || o.cast::<PyDict>().is_ok() {
+            return None;
+        }
         let py = o.py();
         if let Ok(e) = o.cast::<PyRunEvent>() {
             return e
@@ -283,6 +348,7 @@ pub fn validation_error<I>(
                 .iter()
                 .map(|l| match l {
                     Loc::Key(k) => k.into_py_any(py),
+                    Loc::Field(k) => k.into_py_any(py),
                     Loc::Index(i) => i.into_py_any(py),
                 })
                 .collect::<PyResult<_>>()?;
@@ -335,7 +401,7 @@ pub fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> 
     })
 }
 
-fn opt_str<'py>(py: Python<'py>, v: &Option<String>) -> PyResult<Bound<'py, PyAny>> {
+fn opt_str<'py>(py: Python<'py>, v: &Option<Text>) -> PyResult<Bound<'py, PyAny>> {
     match v {
         Some(s) => Ok(PyString::new(py, s).into_any()),
         None => Ok(py.None().into_bound(py)),
@@ -363,8 +429,8 @@ pub fn metrics_dict<'py>(py: Python<'py>, m: &Metrics) -> PyResult<Bound<'py, Py
 /// `RunEventModelUsage` as a dict.
 pub fn model_usage_dict<'py>(py: Python<'py>, m: &ModelUsage) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "provider"), &m.provider)?;
-    d.set_item(intern!(py, "model"), &m.model)?;
+    d.set_item(intern!(py, "provider"), m.provider.as_str())?;
+    d.set_item(intern!(py, "model"), m.model.as_str())?;
     d.set_item(intern!(py, "input_tokens"), m.input_tokens)?;
     d.set_item(intern!(py, "output_tokens"), m.output_tokens)?;
     d.set_item(intern!(py, "cached_input_tokens"), m.cached_input_tokens)?;
@@ -374,7 +440,7 @@ pub fn model_usage_dict<'py>(py: Python<'py>, m: &ModelUsage) -> PyResult<Bound<
 /// `RunEventToolUsage` as a dict.
 pub fn tool_dict<'py>(py: Python<'py>, t: &ToolUsage) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "tool_name"), &t.tool_name)?;
+    d.set_item(intern!(py, "tool_name"), t.tool_name.as_str())?;
     d.set_item(intern!(py, "invocations"), t.invocations)?;
     d.set_item(intern!(py, "cost_units"), t.cost_units)?;
     Ok(d)
@@ -393,13 +459,10 @@ pub fn usage_dict<'py>(py: Python<'py>, u: &Usage) -> PyResult<Bound<'py, PyDict
 }
 
 /// Labels as a dict (insertion order kept).
-pub fn labels_dict<'py>(
-    py: Python<'py>,
-    labels: &[(String, String)],
-) -> PyResult<Bound<'py, PyDict>> {
+pub fn labels_dict<'py>(py: Python<'py>, labels: &[(Text, Text)]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in labels {
-        d.set_item(k, v)?;
+        d.set_item(k.as_str(), v.as_str())?;
     }
     Ok(d)
 }
@@ -418,13 +481,13 @@ pub fn event_dict<'py>(
     } else {
         d.set_item(intern!(py, "timestamp"), timestamp_to_py(py, &e.timestamp)?)?;
     }
-    d.set_item(intern!(py, "workspace_id"), &e.workspace_id)?;
-    d.set_item(intern!(py, "agent_id"), &e.agent_id)?;
-    d.set_item(intern!(py, "release_id"), &e.release_id)?;
-    d.set_item(intern!(py, "run_id"), &e.run_id)?;
-    d.set_item(intern!(py, "tenant_id"), &e.tenant_id)?;
-    d.set_item(intern!(py, "task_id"), &e.task_id)?;
-    d.set_item(intern!(py, "environment"), &e.environment)?;
+    d.set_item(intern!(py, "workspace_id"), e.workspace_id.as_str())?;
+    d.set_item(intern!(py, "agent_id"), e.agent_id.as_str())?;
+    d.set_item(intern!(py, "release_id"), e.release_id.as_str())?;
+    d.set_item(intern!(py, "run_id"), e.run_id.as_str())?;
+    d.set_item(intern!(py, "tenant_id"), e.tenant_id.as_str())?;
+    d.set_item(intern!(py, "task_id"), e.task_id.as_str())?;
+    d.set_item(intern!(py, "environment"), e.environment.as_str())?;
     match &e.request {
         Some(r) => d.set_item(intern!(py, "request"), request_dict(py, r)?)?,
         None => d.set_item(intern!(py, "request"), py.None())?,

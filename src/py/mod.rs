@@ -36,5 +36,7 @@ pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::promote_like, m)?)?;
     m.add_function(wrap_pyfunction!(client::promote_confirm, m)?)?;
     m.add_function(wrap_pyfunction!(client::ingest, m)?)?;
+    m.add_class::<client::NativeBatch>()?;
+    m.add_function(wrap_pyfunction!(client::collect, m)?)?;
     Ok(())
 }

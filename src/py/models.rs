@@ -15,7 +15,7 @@ use pyo3::IntoPyObjectExt;
 use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
 use crate::core::event::validate::{self, Ctx, LineError};
-use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage};
+use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage};
 
 use super::convert::{self, PySrc};
 
@@ -98,7 +98,7 @@ fn s_repr(py: Python<'_>, s: &str) -> PyResult<String> {
     repr_of(PyString::new(py, s).as_any())
 }
 
-fn opt_repr(py: Python<'_>, s: &Option<String>) -> PyResult<String> {
+fn opt_repr(py: Python<'_>, s: &Option<Text>) -> PyResult<String> {
     match s {
         Some(s) => s_repr(py, s),
         None => Ok("None".into()),
@@ -608,15 +608,15 @@ nested_model!(
 impl PyRequest {
     #[getter]
     fn session_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.session_id.clone())
+        self.read(py, |d| d.session_id.as_deref().map(str::to_owned))
     }
     #[getter]
     fn trace_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.trace_id.clone())
+        self.read(py, |d| d.trace_id.as_deref().map(str::to_owned))
     }
     #[getter]
     fn span_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.span_id.clone())
+        self.read(py, |d| d.span_id.as_deref().map(str::to_owned))
     }
 }
 
@@ -666,7 +666,7 @@ impl PyMetrics {
     }
     #[getter]
     fn error_type(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.error_type.clone())
+        self.read(py, |d| d.error_type.as_deref().map(str::to_owned))
     }
 }
 
@@ -761,11 +761,11 @@ nested_model!(
 impl PyModelUsage {
     #[getter]
     fn provider(&self, py: Python<'_>) -> PyResult<String> {
-        self.read(py, |d| d.provider.clone())
+        self.read(py, |d| d.provider.to_string())
     }
     #[getter]
     fn model(&self, py: Python<'_>) -> PyResult<String> {
-        self.read(py, |d| d.model.clone())
+        self.read(py, |d| d.model.to_string())
     }
     #[getter]
     fn input_tokens(&self, py: Python<'_>) -> PyResult<u64> {
@@ -925,7 +925,7 @@ impl PyToolUsage {
 
     #[getter]
     fn tool_name(&self, py: Python<'_>) -> PyResult<String> {
-        self.read(py, |d| d.tool_name.clone())
+        self.read(py, |d| d.tool_name.to_string())
     }
     #[getter]
     fn invocations(&self, py: Python<'_>) -> PyResult<u64> {

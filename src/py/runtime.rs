@@ -99,19 +99,21 @@ fn ensure() -> PyResult<std::sync::Arc<tokio::runtime::Runtime>> {
     runtime::get().map_err(|e| PyRuntimeError::new_err(format!("cannot start I/O runtime: {e}")))
 }
 
-/// Runs `fut` to completion on the calling thread with the GIL released. Signals are
-/// checked every 100 ms, so Ctrl-C interrupts a long call.
+/// Runs `fut` to completion on the calling thread's own current-thread runtime, with the
+/// GIL released: the request and its connection are driven by this thread, so a call costs
+/// no cross-thread wakeups. Signals are checked every 100 ms, so Ctrl-C interrupts a long
+/// call.
 pub fn block_on<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
 where
     F: Future<Output = T> + Send,
     T: Send,
 {
-    let rt = ensure()?;
     py.detach(|| {
-        rt.block_on(async {
+        runtime::block_on_local(async {
             tokio::pin!(fut);
             loop {
                 tokio::select! {
+                    biased;
                     v = &mut fut => return Ok(v),
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {
                         Python::attach(|py| py.check_signals())?;
@@ -119,6 +121,7 @@ where
                 }
             }
         })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot run I/O: {e}")))?
     })
 }
 

@@ -180,6 +180,11 @@ class FlightdeckClient:
             return self._send_injected(req).json()
         return json.loads(self._send(req).body)
 
+    def _inserted(self, req: NativeRequest, resp: NativeResponse) -> int:
+        if not 200 <= resp.status < 300:
+            raise _status_error(self._native.url(req), req, resp)
+        return int(json.loads(resp.body)["inserted"])
+
     # -- endpoints -------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
@@ -343,20 +348,47 @@ class FlightdeckClient:
         Accepts ``RunEvent`` instances (ours or pydantic's) and dicts; all are validated
         before anything is sent. Returns ``0`` without a request when ``events`` is empty.
         """
-        req = _native.ingest(_as_list(events))
-        if req is None:
+        if self._client is not None:
+            req = _native.ingest(_as_list(events))
+            if req is None:
+                return 0
+            return int(self._json(req)["inserted"])
+        # One GIL-free section: encode, send, receive.
+        sent = self._native.send_events(_as_list(events))
+        if sent is None:
             return 0
-        return int(self._json(req)["inserted"])
+        return self._inserted(*sent)
 
     def ingest_run_events_batch(self, events: Iterable[RunEvent], *, chunk_size: int = 500) -> int:
-        """Sends ``events`` in chunks of ``chunk_size``; returns the total inserted."""
+        """Sends ``events`` in chunks of ``chunk_size``; returns the total inserted.
+
+        Chunks are sent in order, one at a time; a failing chunk raises after the chunks
+        before it were ingested.
+        """
         if chunk_size <= 0:
             raise ValueError("chunk_size must be > 0")
         total = 0
         it = iter(events)
-        while chunk := list(islice(it, chunk_size)):
-            total += self.ingest_run_events(chunk)
-        return total
+        if self._client is not None:
+            while chunk := list(islice(it, chunk_size)):
+                total += self.ingest_run_events(chunk)
+            return total
+        # Pipelined: chunk n+1 is encoded (without the GIL) while chunk n is in flight.
+        native = self._native
+        ready: NativeRequest | None = None
+        while True:
+            try:
+                batch = _native.collect(list(islice(it, chunk_size)))
+            except BaseException:
+                if ready is not None:  # chunks before the failing one are still sent
+                    self._inserted(ready, native.send(ready))
+                raise
+            resp = native.send_and_encode(ready, batch)
+            if ready is not None and resp is not None:
+                total += self._inserted(ready, resp)
+            if batch is None:
+                return total
+            ready = batch.request()
 
     # -- everyday-use helpers (see flightdeck_rs.helpers) -----------------------------------
 

@@ -8,6 +8,10 @@ pub mod validate;
 
 pub use timestamp::Timestamp;
 
+/// Text of an event field: up to 24 bytes are stored inline (ids, names, label keys are
+/// usually that short), longer text on the heap.
+pub type Text = compact_str::CompactString;
+
 /// `RunEvent.type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventType {
@@ -30,9 +34,9 @@ impl EventType {
 /// `RunEventRequest`: correlation ids of the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Request {
-    pub session_id: Option<String>,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
+    pub session_id: Option<Text>,
+    pub trace_id: Option<Text>,
+    pub span_id: Option<Text>,
 }
 
 /// `RunEventMetrics`.
@@ -41,7 +45,7 @@ pub struct Metrics {
     /// Milliseconds, `>= 0`.
     pub latency_ms: Option<u64>,
     pub success: bool,
-    pub error_type: Option<String>,
+    pub error_type: Option<Text>,
 }
 
 impl Default for Metrics {
@@ -57,8 +61,8 @@ impl Default for Metrics {
 /// `RunEventModelUsage`: token counts of the model call(s) of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ModelUsage {
-    pub provider: String,
-    pub model: String,
+    pub provider: Text,
+    pub model: Text,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_input_tokens: u64,
@@ -67,7 +71,7 @@ pub struct ModelUsage {
 /// `RunEventToolUsage`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ToolUsage {
-    pub tool_name: String,
+    pub tool_name: Text,
     pub invocations: u64,
     /// `>= 0`; may be `inf` (accepted by validation, not encodable as JSON).
     pub cost_units: f64,
@@ -85,18 +89,18 @@ pub struct Usage {
 pub struct RunEvent {
     pub kind: EventType,
     pub timestamp: Timestamp,
-    pub workspace_id: String,
-    pub agent_id: String,
-    pub release_id: String,
-    pub run_id: String,
-    pub tenant_id: String,
-    pub task_id: String,
-    pub environment: String,
+    pub workspace_id: Text,
+    pub agent_id: Text,
+    pub release_id: Text,
+    pub run_id: Text,
+    pub tenant_id: Text,
+    pub task_id: Text,
+    pub environment: Text,
     pub request: Option<Request>,
     pub metrics: Metrics,
     pub usage: Usage,
     /// Insertion-ordered, unique keys.
-    pub labels: Vec<(String, String)>,
+    pub labels: Vec<(Text, Text)>,
 }
 
 /// The only accepted `api_version`.

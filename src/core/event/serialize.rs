@@ -1,6 +1,6 @@
 //! JSON encoding of events, field by field in declaration order.
 
-use super::{RunEvent, ToolUsage};
+use super::{RunEvent, Text, ToolUsage};
 use crate::core::json::{format_float, write_str, write_u64, FloatStyle};
 
 /// Which JSON dialect to produce.
@@ -17,7 +17,7 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFinite;
 
-fn opt_str(buf: &mut Vec<u8>, v: &Option<String>) {
+fn opt_str(buf: &mut Vec<u8>, v: &Option<Text>) {
     match v {
         Some(s) => write_str(buf, s),
         None => buf.extend_from_slice(b"null"),
@@ -161,16 +161,45 @@ where
     I: IntoIterator<Item = &'a RunEvent>,
 {
     let iter = events.into_iter();
-    let mut buf = Vec::with_capacity(16 + 480 * iter.size_hint().0);
-    buf.extend_from_slice(b"{\"events\":[");
-    for (i, e) in iter.enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        write_event(&mut buf, e, Mode::Wire)?;
+    let mut w = BodyWriter::new(iter.size_hint().0);
+    for e in iter {
+        w.push(e)?;
     }
-    buf.extend_from_slice(b"]}");
-    Ok(buf)
+    Ok(w.finish())
+}
+
+/// Builds a `POST /v1/events` body one event at a time (for callers that interleave
+/// encoding with other work).
+pub struct BodyWriter {
+    buf: Vec<u8>,
+    empty: bool,
+}
+
+impl BodyWriter {
+    /// A writer sized for about `n` events.
+    pub fn new(n: usize) -> Self {
+        let mut buf = Vec::with_capacity(16 + 480 * n);
+        buf.extend_from_slice(b"{\"events\":[");
+        Self { buf, empty: true }
+    }
+
+    /// Appends one event.
+    ///
+    /// # Errors
+    /// [`NonFinite`] when the event holds a float JSON cannot represent.
+    pub fn push(&mut self, e: &RunEvent) -> Result<(), NonFinite> {
+        if !self.empty {
+            self.buf.push(b',');
+        }
+        self.empty = false;
+        write_event(&mut self.buf, e, Mode::Wire)
+    }
+
+    /// The finished body.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(b"]}");
+        self.buf
+    }
 }
 
 #[cfg(test)]

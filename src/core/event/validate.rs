@@ -7,7 +7,7 @@ use chrono::{NaiveDate, NaiveTime};
 
 use super::timestamp::{self, Timestamp};
 use super::{
-    EventType, Metrics, ModelUsage, Request, RunEvent, ToolUsage, Usage, API_VERSION,
+    EventType, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage, API_VERSION,
     DEFAULT_WORKSPACE,
 };
 
@@ -72,6 +72,8 @@ pub trait Source: Sized {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loc {
     Key(String),
+    /// A field name known at compile time (no allocation on the hot path).
+    Field(&'static str),
     Index(usize),
 }
 
@@ -103,6 +105,7 @@ impl<I> LineError<I> {
             .iter()
             .map(|l| match l {
                 Loc::Key(k) => k.clone(),
+                Loc::Field(k) => (*k).to_string(),
                 Loc::Index(i) => i.to_string(),
             })
             .collect();
@@ -200,11 +203,11 @@ fn key(name: &str) -> Option<Loc> {
     Some(Loc::Key(name.to_string()))
 }
 
-fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<String> {
+fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Text> {
     match v.scalar() {
-        Scalar::Str(s) => Some(s.into_owned()),
+        Scalar::Str(s) => Some(Text::from(s.as_ref())),
         Scalar::Bytes(b) => match std::str::from_utf8(&b) {
-            Ok(s) => Some(s.to_string()),
+            Ok(s) => Some(Text::from(s)),
             Err(_) => {
                 ctx.push_err(
                     key(name),
@@ -230,7 +233,7 @@ fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Strin
 }
 
 /// `None` → `Ok(None)`; otherwise a string.
-fn opt_string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<String>> {
+fn opt_string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<Text>> {
     if matches!(v.scalar(), Scalar::Null) {
         return Some(None);
     }
@@ -742,9 +745,7 @@ fn model_usage_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelU
         return Some(m);
     }
     if matches!(v.scalar(), Scalar::Mapping) {
-        return nested(ctx, Loc::Key("model".into()), |ctx| {
-            model_usage_from_map(ctx, v)
-        });
+        return nested(ctx, Loc::Field("model"), |ctx| model_usage_from_map(ctx, v));
     }
     model_type_err(ctx, key("model"), v, "RunEventModelUsage");
     None
@@ -763,7 +764,7 @@ fn tools_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<ToolUsag
     }
     let n = ctx.errors.len();
     let mut out = Vec::new();
-    nested(ctx, Loc::Key("tools".into()), |ctx| {
+    nested(ctx, Loc::Field("tools"), |ctx| {
         for (i, el) in v.elements().iter().enumerate() {
             if let Some(Instance::Tool(t)) = el.instance() {
                 out.push(t);
@@ -794,7 +795,7 @@ pub fn usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Usage
     (ctx.errors.len() == n).then_some(u)
 }
 
-fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(String, String)>> {
+fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(Text, Text)>> {
     if !matches!(v.scalar(), Scalar::Mapping) {
         ctx.push_err(
             key("labels"),
@@ -806,11 +807,11 @@ fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(String
         return None;
     }
     let n = ctx.errors.len();
-    let mut out: Vec<(String, String)> = Vec::new();
-    nested(ctx, Loc::Key("labels".into()), |ctx| {
+    let mut out: Vec<(Text, Text)> = Vec::new();
+    nested(ctx, Loc::Field("labels"), |ctx| {
         v.for_each_entry(&mut |k, val| {
             let k = match k {
-                Key::Str(s) => s.to_string(),
+                Key::Str(s) => Text::from(s),
                 Key::Other(kv) => {
                     let (r, _) = kv.describe();
                     ctx.path.push(Loc::Key(r));
@@ -841,10 +842,9 @@ fn request_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Option<Req
     match (x.instance(), x.scalar()) {
         (Some(Instance::Request(r)), _) => Some(Some(r)),
         (_, Scalar::Null) => Some(None),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Key("request".into()), |ctx| {
-            request_from_map(ctx, x)
-        })
-        .map(Some),
+        (_, Scalar::Mapping) => {
+            nested(ctx, Loc::Field("request"), |ctx| request_from_map(ctx, x)).map(Some)
+        }
         _ => {
             model_type_err(ctx, key("request"), x, "RunEventRequest");
             None
@@ -855,9 +855,7 @@ fn request_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Option<Req
 fn metrics_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Metrics> {
     match (x.instance(), x.scalar()) {
         (Some(Instance::Metrics(m)), _) => Some(m),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Key("metrics".into()), |ctx| {
-            metrics_from_map(ctx, x)
-        }),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Field("metrics"), |ctx| metrics_from_map(ctx, x)),
         _ => {
             model_type_err(ctx, key("metrics"), x, "RunEventMetrics");
             None
@@ -868,7 +866,7 @@ fn metrics_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Metrics> {
 fn usage_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Usage> {
     match (x.instance(), x.scalar()) {
         (Some(Instance::Usage(u)), _) => Some(u),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Key("usage".into()), |ctx| usage_from_map(ctx, x)),
+        (_, Scalar::Mapping) => nested(ctx, Loc::Field("usage"), |ctx| usage_from_map(ctx, x)),
         _ => {
             model_type_err(ctx, key("usage"), x, "RunEventUsage");
             None
@@ -916,7 +914,7 @@ pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEv
     };
     let workspace_id = match workspace_id {
         Some(x) => string(ctx, "workspace_id", &x),
-        None => Some(DEFAULT_WORKSPACE.to_string()),
+        None => Some(Text::const_new(DEFAULT_WORKSPACE)),
     };
     let req_str = |ctx: &mut Ctx<S::Input>, name: &str, x: Option<S>| match x {
         Some(x) => string(ctx, name, &x),
