@@ -95,7 +95,7 @@ test: $(WHEEL_STAMP) ## Build + install the wheel, then run cargo test --lib and
 lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check
 	$(CARGO) fmt --all -- --check
 	$(PYO3_ENV) $(CARGO) clippy --all-targets -- -D warnings
-	"$(VENV)/bin/ruff" check python tests
+	"$(VENV)/bin/ruff" check python tests bench examples
 
 typecheck: venv ## mypy --strict on the Python package sources
 	"$(VENV)/bin/mypy" --strict python/flightdeck_rs
