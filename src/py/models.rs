@@ -448,8 +448,26 @@ pub enum Slot<T, P> {
     In(Py<P>),
 }
 
+/// Compact JSON of a nested record through Python's encoder (no floats in these records).
+fn json_of_dict(py: Python<'_>, d: Bound<'_, PyDict>) -> PyResult<String> {
+    let json = py.import("json")?;
+    let kw = PyDict::new(py);
+    kw.set_item("separators", (",", ":"))?;
+    kw.set_item("ensure_ascii", false)?;
+    json.call_method("dumps", (d,), Some(&kw))?.extract()
+}
+
+/// pydantic's JSON of a tool record (its float is formatted like pydantic's).
+fn tool_json(_py: Python<'_>, t: &ToolUsage) -> PyResult<String> {
+    let mut buf = Vec::new();
+    serialize::write_tool(&mut buf, t, Mode::Pydantic)
+        .map_err(|_| PyValueError::new_err("Out of range float values are not JSON compliant"))?;
+    String::from_utf8(buf).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 macro_rules! nested_model {
-    ($ty:ident, $pyname:literal, $data:ty, $from_map:path, $assign:path, $dict:path, $fields:path) => {
+    ($ty:ident, $pyname:literal, $data:ty, $own:path, $from_map:path, $assign:path, $dict:path,
+     $fields:path, $json:expr) => {
         #[pymethods]
         impl $ty {
             #[new]
@@ -458,7 +476,7 @@ macro_rules! nested_model {
                 let src = kwargs_or_empty(py, data);
                 let mut ctx = Ctx::default();
                 match $from_map(&mut ctx, &PySrc(src)) {
-                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: Slot::Own(v) }),
+                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: $own(v) }),
                     _ => Err(raise_py(py, $pyname, &ctx.errors)),
                 }
             }
@@ -471,7 +489,7 @@ macro_rules! nested_model {
             ) -> PyResult<Self> {
                 if let Ok(o) = obj.cast::<$ty>() {
                     return Ok(Self {
-                        slot: Slot::Own(o.try_borrow()?.read(py, <$data>::clone)?),
+                        slot: $own(o.try_borrow()?.read(py, <$data>::clone)?),
                     });
                 }
                 let mut ctx = Ctx::default();
@@ -483,7 +501,7 @@ macro_rules! nested_model {
                     )));
                 }
                 match $from_map(&mut ctx, &src) {
-                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: Slot::Own(v) }),
+                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: $own(v) }),
                     _ => Err(raise_py(py, $pyname, &ctx.errors)),
                 }
             }
@@ -496,12 +514,8 @@ macro_rules! nested_model {
             }
 
             fn model_dump_json(&self, py: Python<'_>) -> PyResult<String> {
-                let d = self.model_dump(py, "json")?;
-                let json = py.import("json")?;
-                let kw = PyDict::new(py);
-                kw.set_item("separators", (",", ":"))?;
-                kw.set_item("ensure_ascii", false)?;
-                json.call_method("dumps", (d,), Some(&kw))?.extract()
+                let d = self.read(py, <$data>::clone)?;
+                ($json)(py, &d)
             }
 
             fn __setattr__(
@@ -543,7 +557,7 @@ macro_rules! nested_model {
 
             fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
                 Ok(Self {
-                    slot: Slot::Own(self.read(py, <$data>::clone)?),
+                    slot: $own(self.read(py, <$data>::clone)?),
                 })
             }
 
@@ -598,10 +612,12 @@ nested_model!(
     PyRequest,
     "RunEventRequest",
     Request,
+    Slot::Own,
     validate::request_from_map,
     validate::assign_request,
     convert::request_dict,
-    request_fields
+    request_fields,
+    |py, d| json_of_dict(py, convert::request_dict(py, d)?)
 );
 
 #[pymethods]
@@ -648,10 +664,12 @@ nested_model!(
     PyMetrics,
     "RunEventMetrics",
     Metrics,
+    Slot::Own,
     validate::metrics_from_map,
     validate::assign_metrics,
     convert::metrics_dict,
-    metrics_fields
+    metrics_fields,
+    |py, d| json_of_dict(py, convert::metrics_dict(py, d)?)
 );
 
 #[pymethods]
@@ -695,10 +713,12 @@ nested_model!(
     PyUsage,
     "RunEventUsage",
     Usage,
+    Slot::Own,
     validate::usage_from_map,
     validate::assign_usage,
     convert::usage_dict,
-    usage_fields
+    usage_fields,
+    |py, d| json_of_dict(py, convert::usage_dict(py, d)?)
 );
 
 #[pymethods]
@@ -751,10 +771,12 @@ nested_model!(
     PyModelUsage,
     "RunEventModelUsage",
     ModelUsage,
+    Slot::Own,
     validate::model_usage_from_map,
     validate::assign_model_usage,
     convert::model_usage_dict,
-    model_usage_fields
+    model_usage_fields,
+    |py, d| json_of_dict(py, convert::model_usage_dict(py, d)?)
 );
 
 #[pymethods]
@@ -818,111 +840,20 @@ impl PyToolUsage {
     }
 }
 
+nested_model!(
+    PyToolUsage,
+    "RunEventToolUsage",
+    ToolUsage,
+    ToolSlot::Own,
+    validate::tool_from_map,
+    validate::assign_tool,
+    convert::tool_dict,
+    tool_fields,
+    tool_json
+);
+
 #[pymethods]
 impl PyToolUsage {
-    #[new]
-    #[pyo3(signature = (**data))]
-    fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let src = kwargs_or_empty(py, data);
-        let mut ctx = Ctx::default();
-        match validate::tool_from_map(&mut ctx, &PySrc(src)) {
-            Some(v) if ctx.errors.is_empty() => Ok(Self {
-                slot: ToolSlot::Own(v),
-            }),
-            _ => Err(raise_py(py, "RunEventToolUsage", &ctx.errors)),
-        }
-    }
-
-    #[classmethod]
-    fn model_validate(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        obj: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
-        if let Ok(o) = obj.cast::<PyToolUsage>() {
-            return Ok(Self {
-                slot: ToolSlot::Own(o.try_borrow()?.read(py, ToolUsage::clone)?),
-            });
-        }
-        if obj.cast::<PyDict>().is_err() {
-            return Err(PyValueError::new_err(
-                "Input should be a valid dictionary or instance of RunEventToolUsage",
-            ));
-        }
-        let mut ctx = Ctx::default();
-        match validate::tool_from_map(&mut ctx, &PySrc(obj.clone())) {
-            Some(v) if ctx.errors.is_empty() => Ok(Self {
-                slot: ToolSlot::Own(v),
-            }),
-            _ => Err(raise_py(py, "RunEventToolUsage", &ctx.errors)),
-        }
-    }
-
-    #[pyo3(signature = (*, mode = "python"))]
-    fn model_dump<'py>(&self, py: Python<'py>, mode: &str) -> PyResult<Bound<'py, PyDict>> {
-        dump_mode(mode)?;
-        let d = self.read(py, ToolUsage::clone)?;
-        convert::tool_dict(py, &d)
-    }
-
-    fn model_dump_json(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.read(py, ToolUsage::clone)?;
-        let mut buf = Vec::new();
-        serialize::write_tool(&mut buf, &d, Mode::Pydantic).map_err(|_| {
-            PyValueError::new_err("Out of range float values are not JSON compliant")
-        })?;
-        String::from_utf8(buf).map_err(|e| PyValueError::new_err(e.to_string()))
-    }
-
-    fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let mut copy = slf.borrow().read(py, ToolUsage::clone)?;
-        let mut ctx = Ctx::default();
-        if !validate::assign_tool(&mut ctx, &mut copy, name, &PySrc(value)) {
-            return Err(PyValueError::new_err(format!(
-                "\"RunEventToolUsage\" object has no field \"{name}\""
-            )));
-        }
-        if !ctx.errors.is_empty() {
-            return Err(raise_py(py, "RunEventToolUsage", &ctx.errors));
-        }
-        slf.borrow_mut().write(py, |d| *d = copy)
-    }
-
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let py = other.py();
-        match other.cast::<PyToolUsage>() {
-            Ok(o) => {
-                let a = self.read(py, ToolUsage::clone)?;
-                let b = o.try_borrow()?.read(py, ToolUsage::clone)?;
-                (a == b).into_py_any(py)
-            }
-            Err(_) => Ok(py.NotImplemented()),
-        }
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let d = self.read(py, ToolUsage::clone)?;
-        Ok(format!("RunEventToolUsage({})", tool_fields(py, &d)?))
-    }
-
-    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
-        Ok(Self {
-            slot: ToolSlot::Own(self.read(py, ToolUsage::clone)?),
-        })
-    }
-
-    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
-        self.__copy__(py)
-    }
-
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let dump = slf.borrow().model_dump(py, "python")?;
-        let ctor = slf.get_type().getattr("model_validate")?;
-        PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [dump])?.into_any()])
-    }
-
     #[getter]
     fn tool_name(&self, py: Python<'_>) -> PyResult<String> {
         self.read(py, |d| d.tool_name.to_string())
