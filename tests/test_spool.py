@@ -17,7 +17,6 @@ run under their own timeouts. No test asserts a speed.
 from __future__ import annotations
 
 import faulthandler
-import gc
 import json
 import logging
 import os
@@ -631,12 +630,6 @@ def test_fork_child_sends_only_its_own_events(
     assert_identity(parent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reset_after_fork mem::forget()s the parent's Shared, so the child keeps the "
-    "parent's segment descriptors (and their flock) open; if the parent dies first its spool "
-    "cannot be claimed until every forked child exits (the doc says the child closes them)",
-)
 @pytest.mark.timeout(30)
 def test_a_forked_child_does_not_keep_the_parent_spool_locked(
     fake: EventsServer, tmp_path: Path
@@ -671,6 +664,30 @@ def test_a_forked_child_does_not_keep_the_parent_spool_locked(
 
 
 # ----------------------------------------------------------------------------- 7. files
+
+
+@pytest.mark.timeout(20)
+def test_segments_are_published_only_once_locked(fake: EventsServer, tmp_path: Path) -> None:
+    """A segment is created under a ``.new`` staging name, locked, then renamed: a starting
+    emitter never sees (and never claims) a live segment before its owner holds the lock.
+    Staging files left by a crash are removed once stale; fresh ones are left alone."""
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    stale = spool / "host-1-1-00000000.s000000.jsonl.new"
+    fresh = spool / "host-2-2-00000000.s000000.jsonl.new"
+    stale.write_bytes(line(tag("stale")))
+    fresh.write_bytes(line(tag("fresh")))
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    em = Emitter(fake.url, spool_dir=spool, spool_mode="sync", **FAST)
+    assert em.stats()["spool_replayed"] == 0  # staging files are never replayed
+    assert not stale.exists() and fresh.exists()
+    assert em.emit(ev(tag("pub")))
+    names = files(spool)
+    (seg,) = segments(spool)
+    assert SEGMENT.match(seg), seg
+    assert [n for n in names if n.endswith(".new")] == [fresh.name], names
+    assert em.close(10) is True
 
 
 @pytest.mark.timeout(20)
@@ -775,10 +792,7 @@ def test_orphan_is_claimed_by_rename_kept_at_close_and_handed_over(
     assert s["left_in_spool"] == 5 and s["acked"] == 0 and s["dropped_after_accept"] == 0, s
     assert_identity(s)
     assert segments(spool) == [claimed]
-    # Release the closed emitters' descriptors (see the xfail test on close() below).
-    del first, other
-    gc.collect()
-
+    # close() released the segments: the next emitter claims them at once.
     fake.start_listening()
     last = Emitter(fake.url, spool_dir=spool, **FAST)
     assert last.stats()["spool_replayed"] == 5

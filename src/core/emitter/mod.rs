@@ -537,6 +537,9 @@ impl Emitter {
     /// # Errors
     /// The I/O error when the new sender thread cannot be spawned.
     pub fn reset_after_fork(&mut self) -> std::io::Result<u64> {
+        if let Some(sp) = self.shared.spool.as_ref() {
+            sp.close_inherited_descriptors();
+        }
         let fresh = Arc::new(Shared::build(self.shared.cfg.clone()));
         let old = std::mem::replace(&mut self.shared, fresh);
         let inherited = old.queue_events.load(Ordering::Relaxed) as u64
@@ -548,6 +551,8 @@ impl Emitter {
         if let Some(t) = self.thread.take() {
             std::mem::forget(t);
         }
+        // Leaked on purpose: its locks may be held by threads that do not exist here, and its
+        // segment descriptors were closed above.
         std::mem::forget(old);
         self.thread = Some(sender::spawn(self.shared.clone())?);
         self.pid = std::process::id();

@@ -98,6 +98,8 @@ pub struct Replay {
 #[derive(Debug)]
 pub struct Spool {
     pub cfg: SpoolConfig,
+    /// `cfg.dir` resolved at open, to recognise our descriptors in `/proc/self/fd`.
+    canonical_dir: PathBuf,
     prefix: String,
     seq: AtomicU64,
     current: Mutex<Option<Arc<Segment>>>,
@@ -117,15 +119,49 @@ fn host() -> String {
         .unwrap_or_else(|| "host".to_string())
 }
 
+/// Creates, locks and only then publishes a segment: it exists under a name that orphan
+/// claiming ignores until the lock is held, so a starting emitter can never claim (and
+/// delete) a live segment in the instant between its creation and its locking.
 fn open_segment(path: &Path) -> io::Result<File> {
+    let staging = staging_path_of(path);
     let f = OpenOptions::new()
         .create_new(true)
         .append(true)
         .read(true)
         .mode(0o600)
-        .open(path)?;
-    f.try_lock().map_err(|e| io::Error::other(e.to_string()))?;
+        .open(&staging)?;
+    if let Err(e) = f.try_lock() {
+        let _ = fs::remove_file(&staging);
+        return Err(io::Error::other(e.to_string()));
+    }
+    if let Err(e) = fs::rename(&staging, path) {
+        let _ = fs::remove_file(&staging);
+        return Err(e);
+    }
     Ok(f)
+}
+
+fn staging_path_of(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".new");
+    PathBuf::from(s)
+}
+
+/// Staging files older than this whose creator holds no lock were left by a crash.
+const STALE_STAGING: Duration = Duration::from_secs(60);
+
+fn remove_stale_staging(path: &Path) {
+    let Ok(file) = OpenOptions::new().read(true).open(path) else {
+        return;
+    };
+    let old = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age > STALE_STAGING);
+    if old && file.try_lock().is_ok() {
+        let _ = fs::remove_file(path);
+    }
 }
 
 impl Spool {
@@ -147,8 +183,10 @@ impl Spool {
             start_ns,
             fastrand::u32(..)
         );
+        let canonical_dir = fs::canonicalize(&cfg.dir).unwrap_or_else(|_| cfg.dir.clone());
         let spool = Self {
             cfg,
+            canonical_dir,
             prefix,
             seq: AtomicU64::new(0),
             current: Mutex::new(None),
@@ -179,10 +217,19 @@ impl Spool {
         let Ok(entries) = fs::read_dir(&self.cfg.dir) else {
             return out;
         };
-        let mut paths: Vec<PathBuf> = entries
+        let files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .map(|e| e.path())
+            .collect();
+        for p in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "new"))
+        {
+            remove_stale_staging(p);
+        }
+        let mut paths: Vec<PathBuf> = files
+            .into_iter()
             .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
             .collect();
         paths.sort();
@@ -369,6 +416,36 @@ impl Spool {
         }
     }
 
+    /// In a forked child, for the parent's spool: closes the inherited descriptors of its
+    /// segments, so that the child never keeps the parent's segment locks alive (flock is
+    /// shared by every descriptor of an open file; if the parent dies, its segments must be
+    /// claimable at once, not only after all of its children exit).
+    ///
+    /// Reads no lock that a parent thread could have held at the fork: the descriptors are
+    /// found in `/proc/self/fd` by path. The parent's `Segment` values must never be dropped
+    /// afterwards (the caller leaks them), since their descriptor numbers may be reused.
+    /// Returns how many descriptors were closed.
+    pub fn close_inherited_descriptors(&self) -> usize {
+        let Ok(entries) = fs::read_dir("/proc/self/fd") else {
+            return 0;
+        };
+        let ours = format!("{}.", self.prefix);
+        let fds: Vec<i32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let fd = e.file_name().to_str()?.parse::<i32>().ok()?;
+                let target = fs::read_link(e.path()).ok()?;
+                let name = target.file_name()?.to_str()?;
+                (target.parent() == Some(self.canonical_dir.as_path()) && name.starts_with(&ours))
+                    .then_some(fd)
+            })
+            .collect();
+        for &fd in &fds {
+            close_fd(fd);
+        }
+        fds.len()
+    }
+
     /// Seals the open segment (at close), deleting it if everything in it was delivered.
     pub fn seal(&self) {
         if let Some(seg) = lock(&self.current).take() {
@@ -376,4 +453,14 @@ impl Spool {
             self.maybe_delete(&seg);
         }
     }
+}
+
+/// Closes a descriptor that nothing reachable owns any more (see
+/// [`Spool::close_inherited_descriptors`]).
+#[allow(unsafe_code)]
+fn close_fd(fd: i32) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: `fd` was listed in /proc/self/fd as a segment of a spool whose owning values
+    // are leaked by the caller and never used or dropped again, so this is its only owner.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
