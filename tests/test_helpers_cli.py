@@ -83,6 +83,10 @@ class Spy:
         self._count("fetch_runs_export_ndjson")
         return self.client.fetch_runs_export_ndjson(**kwargs)
 
+    def _open_runs_export(self, **kwargs: Any) -> Any:
+        self._count("_open_runs_export")
+        return self.client._open_runs_export(**kwargs)
+
     def ingest_run_events(self, events: Any) -> int:
         with self.lock:
             self._count("ingest_run_events")
@@ -94,6 +98,12 @@ class Spy:
         finally:
             with self.lock:
                 self.in_flight -= 1
+
+
+class NoStreamSpy(Spy):
+    """A client without the streaming opener: the helpers fall back to whole pages."""
+
+    _open_runs_export = None  # type: ignore[assignment]
 
 
 @pytest.fixture()
@@ -160,7 +170,17 @@ def test_iter_runs_export_walks_pages(server: Any, client: FlightdeckClient) -> 
     )
     assert run_ids(got) == run_ids(events)
     assert got == events  # parsed back into equal models
-    assert spy.calls["fetch_runs_export_ndjson"] == 3
+    assert spy.calls == {"_open_runs_export": 3}  # streamed, page by page
+    plain = NoStreamSpy(client)
+    assert (
+        list(
+            helpers.iter_runs_export(
+                plain, release_id=server.candidate_id, window="1h", environment=env, page_size=7
+            )
+        )
+        == events
+    )
+    assert plain.calls == {"fetch_runs_export_ndjson": 3}
     assert run_ids(
         client.iter_runs_export(release_id=server.candidate_id, window="1h", environment=env)
     ) == run_ids(events)

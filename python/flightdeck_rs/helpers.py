@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any, TypedDict, Unpack
 import httpx
 
 from flightdeck_rs._errors import ValidationError
+from flightdeck_rs._native import NativeExportStream
 from flightdeck_rs.models import RunEvent
 
 if TYPE_CHECKING:
@@ -224,20 +225,36 @@ class _Pager:
             self.done = True
 
     def fresh(self, run_ids: Sequence[str]) -> list[bool]:
-        """Which events of the page are new (not on the previous page)."""
-        previous = self._previous
-        self._previous = frozenset(run_ids)
-        keep = [rid not in previous for rid in run_ids]
-        dropped = len(keep) - sum(keep)
-        if dropped:
+        """Which events of a whole page are new (not on the previous page)."""
+        self.begin_page()
+        keep = [self.is_fresh(rid) for rid in run_ids]
+        self.end_page()
+        return keep
+
+    def begin_page(self) -> None:
+        """Starts a page whose events are checked one by one with :meth:`is_fresh`."""
+        self._current: set[str] = set()
+        self._moved = 0
+
+    def is_fresh(self, run_id: str) -> bool:
+        """Whether an event of the current page was not on the previous page."""
+        self._current.add(run_id)
+        if run_id in self._previous:
+            self._moved += 1
+            return False
+        self.yielded += 1
+        return True
+
+    def end_page(self) -> None:
+        if self._moved:
             logger.debug(
                 "%s: %d event(s) moved across a page boundary (new events arrived while "
                 "paging) and were skipped as already seen",
                 self.endpoint,
-                dropped,
+                self._moved,
             )
-        self.yielded += len(keep) - dropped
-        return keep
+        self._previous = frozenset(self._current)
+        self._current = set()
 
 
 def _runs_page(body: dict[str, Any], skip: int, pager: _Pager) -> list[RunEvent]:
@@ -257,40 +274,70 @@ def _as_int(value: object) -> int | None:
         return None
 
 
-def _export_page(
-    body: bytes, headers: dict[str, str], offset: int, limit: int, skip: int, pager: _Pager
-) -> list[tuple[bytes, RunEvent]]:
-    """Parses an NDJSON page line by line into ``(raw_line, event)`` pairs."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    out: list[tuple[bytes, RunEvent]] = []
-    returned = 0
-    start = 0
-    end = len(body)
-    while start < end:
-        nl = body.find(b"\n", start)
-        stop = end if nl < 0 else nl
-        line = body[start:stop].strip()
-        start = stop + 1
-        if not line:
-            continue
-        returned += 1
-        if returned <= skip:
-            continue
-        try:
-            event = RunEvent.model_validate_json(line)
-        except ValueError as exc:
-            exc.add_note(f"while reading event #{offset + returned - 1} of GET /v1/runs/export")
-            raise
-        out.append((line, event))
-    total = _as_int(lower.get("x-flightdeck-matched-total"))
-    truncated_header = lower.get("x-flightdeck-truncated")
-    if truncated_header is None:  # headers lost on the way (a proxy): assume more if full
-        truncated = returned >= limit
-    else:
-        truncated = truncated_header.strip().lower() == "true"
-    pager.advance(returned, skip, truncated, total)
-    keep = pager.fresh([event.run_id for _, event in out])
-    return [pair for pair, k in zip(out, keep, strict=True) if k]
+#: Events handed over from Rust per call while streaming an export page.
+_STREAM_BATCH = 256
+
+
+def _export_truncated(headers: dict[str, str], returned: int, limit: int) -> bool:
+    value = headers.get("X-Flightdeck-Truncated")
+    if value is None:  # headers lost on the way (a proxy): assume more if the page is full
+        return returned >= limit
+    return value.strip().lower() == "true"
+
+
+def _export_note(exc: ValueError, stream: NativeExportStream, offset: int) -> None:
+    exc.add_note(f"while reading event #{offset + stream.returned - 1} of GET /v1/runs/export")
+
+
+class _ExportPage:
+    """One export page being streamed: skips the unwanted head, drops events already seen
+    on the previous page, and records the page in the pager at its end."""
+
+    def __init__(
+        self, stream: NativeExportStream, pager: _Pager, offset: int, limit: int, skip: int
+    ) -> None:
+        self.stream = stream
+        self.pager = pager
+        self.offset = offset
+        self.limit = limit
+        self.skip = skip
+        self.asked_skip = skip
+        self.headers = stream.export_headers()
+        total = _as_int(self.headers.get("X-Flightdeck-Matched-Total"))
+        if total is not None:
+            pager.matched_total = total
+        pager.begin_page()
+
+    def keep(self, batch: list[tuple[bytes, RunEvent]]) -> list[tuple[bytes, RunEvent]]:
+        out = []
+        for line, event in batch:
+            if self.skip > 0:
+                self.skip -= 1
+                continue
+            if self.pager.is_fresh(event.run_id):
+                out.append((line, event))
+        return out
+
+    def finish(self) -> None:
+        returned = self.stream.returned
+        self.pager.end_page()
+        total = _as_int(self.headers.get("X-Flightdeck-Matched-Total"))
+        truncated = _export_truncated(self.headers, returned, self.limit)
+        self.pager.advance(returned, self.asked_skip, truncated, total)
+
+
+def _open_export(client: Any, offset: int, limit: int, params: dict[str, Any]) -> Any:
+    opener = getattr(client, "_open_runs_export", None)
+    if opener is not None:
+        return opener(offset=offset, limit=limit, **params)
+    return client.fetch_runs_export_ndjson(offset=offset, limit=limit, **params)
+
+
+def _as_stream(opened: Any) -> NativeExportStream:
+    if isinstance(opened, tuple):  # a client without streaming: a whole page of bytes
+        body, headers = opened
+        return NativeExportStream.from_body(body, list(headers.items()))
+    return opened  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------- paging (sync)
@@ -354,8 +401,9 @@ def iter_runs_export(
     """Yields every matching event of the NDJSON export ``GET /v1/runs/export``.
 
     Pages are requested with ``offset``/``limit`` and followed through the
-    ``X-Flightdeck-*`` headers; each page is parsed line by line, so memory stays bounded by
-    one page whatever the size of the export.
+    ``X-Flightdeck-*`` headers. Each page's body is read as it arrives and split and
+    validated line by line in Rust, so memory stays bounded by one network chunk plus one
+    small batch of events, whatever the size of a page or of the export.
 
     Args:
         client: A :class:`~flightdeck_rs.FlightdeckClient`.
@@ -386,14 +434,26 @@ def _iter_export_pairs(
     window: str,
     filters: RunFilters,
 ) -> Iterator[tuple[bytes, RunEvent]]:
+    params: dict[str, Any] = {"release_id": release_id, "window": window, **filters}
     while (req := pager.request()) is not None:
         offset, limit, skip = req
         timer = _Timer(f"GET /v1/runs/export offset={offset} limit={limit}")
-        body, headers = client.fetch_runs_export_ndjson(
-            release_id=release_id, window=window, offset=offset, limit=limit, **filters
-        )
-        timer.done(f" ({len(body)} bytes)")
-        yield from _export_page(body, headers, offset, limit, skip, pager)
+        stream = _as_stream(_open_export(client, offset, limit, params))
+        timer.done(" (response head)")
+        page = _ExportPage(stream, pager, offset, limit, skip)
+        try:
+            while True:
+                try:
+                    batch = stream.next_batch(_STREAM_BATCH, True)
+                except ValueError as exc:
+                    _export_note(exc, stream, offset)
+                    raise
+                if not batch:
+                    break
+                yield from page.keep(batch)
+        finally:
+            stream.close()
+        page.finish()
 
 
 # ----------------------------------------------------------------------------- paging (async)
@@ -485,15 +545,27 @@ async def _aiter_runs_export(
     window: str,
     filters: RunFilters,
 ) -> AsyncIterator[RunEvent]:
+    params: dict[str, Any] = {"release_id": release_id, "window": window, **filters}
     while (req := pager.request()) is not None:
         offset, limit, skip = req
         timer = _Timer(f"GET /v1/runs/export offset={offset} limit={limit}")
-        body, headers = await client.fetch_runs_export_ndjson(
-            release_id=release_id, window=window, offset=offset, limit=limit, **filters
-        )
-        timer.done(f" ({len(body)} bytes)")
-        for _, event in _export_page(body, headers, offset, limit, skip, pager):
-            yield event
+        stream = _as_stream(await _open_export(client, offset, limit, params))
+        timer.done(" (response head)")
+        page = _ExportPage(stream, pager, offset, limit, skip)
+        try:
+            while True:
+                try:
+                    batch = await stream.next_batch_async(_STREAM_BATCH, True)
+                except ValueError as exc:
+                    _export_note(exc, stream, offset)
+                    raise
+                if not batch:
+                    break
+                for _, event in page.keep(batch):
+                    yield event
+        finally:
+            stream.close()
+        page.finish()
 
 
 # ----------------------------------------------------------------------------- JSONL ingest

@@ -6,6 +6,7 @@ pub mod api;
 pub mod emitter;
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod json;
 pub mod runtime;
 pub mod transport;

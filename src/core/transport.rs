@@ -261,9 +261,13 @@ impl Client {
         reqwest::Url::parse(&full).map_err(|e| Error::InvalidUrl(format!("Invalid URL: {e}")))
     }
 
-    async fn once(&self, url: reqwest::Url, req: &ApiRequest) -> Result<Response, Error> {
+    /// Sends one attempt and reads the response head.
+    async fn head(
+        &self,
+        url: reqwest::Url,
+        req: &ApiRequest,
+    ) -> Result<(Response, reqwest::Response), Error> {
         let http = self.http()?;
-        let _slot = self.slots.acquire().await.map_err(|_| Error::Closed)?;
         let method = match req.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
@@ -292,21 +296,32 @@ impl Client {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
             .collect();
-        let body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
-        Ok(Response {
+        let head = Response {
             status,
             reason,
             headers,
-            body,
-        })
+            body: Bytes::new(),
+        };
+        Ok((head, resp))
     }
 
-    /// Sends `req`, retrying transport failures up to `max_retries` times with exponential
-    /// backoff. Non-idempotent requests are retried only when they never reached the server.
-    ///
-    /// # Errors
-    /// The last attempt's [`Error`]; HTTP error statuses are returned as a [`Response`].
-    pub async fn send(&self, req: &ApiRequest) -> Result<Response, Error> {
+    async fn once(&self, url: reqwest::Url, req: &ApiRequest) -> Result<Response, Error> {
+        let _slot = self.slots.acquire().await.map_err(|_| Error::Closed)?;
+        let (mut head, resp) = self.head(url, req).await?;
+        head.body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+        Ok(head)
+    }
+
+    /// Runs `attempt` with the retry policy of [`Client::send`].
+    async fn with_retries<'a, T, F, Fut>(
+        &'a self,
+        req: &'a ApiRequest,
+        attempt_fn: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(reqwest::Url) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>> + 'a,
+    {
         if self.is_closed() {
             return Err(Error::Closed);
         }
@@ -314,7 +329,7 @@ impl Client {
         let mut attempt: u32 = 0;
         loop {
             let result = match &url {
-                Ok(u) => self.once(u.clone(), req).await,
+                Ok(u) => attempt_fn(u.clone()).await,
                 Err(e) => Err(clone_err(e)),
             };
             match result {
@@ -335,6 +350,51 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Sends `req`, retrying transport failures up to `max_retries` times with exponential
+    /// backoff. Non-idempotent requests are retried only when they never reached the server.
+    ///
+    /// # Errors
+    /// The last attempt's [`Error`]; HTTP error statuses are returned as a [`Response`].
+    pub async fn send(&self, req: &ApiRequest) -> Result<Response, Error> {
+        self.with_retries(req, |url| self.once(url, req)).await
+    }
+
+    /// Sends `req` (with the retries of [`Client::send`] up to the response head) and, on a
+    /// 2xx status, returns the head with the body left unread as a [`BodyStream`]. Any other
+    /// status comes back as a complete [`Response`] and no stream. A stream does not hold
+    /// one of the client's in-flight slots.
+    ///
+    /// # Errors
+    /// The last attempt's [`Error`].
+    pub async fn open(&self, req: &ApiRequest) -> Result<(Response, Option<BodyStream>), Error> {
+        self.with_retries(req, |url| async move {
+            let (mut head, resp) = self.head(url, req).await?;
+            if (200..300).contains(&head.status) {
+                Ok((head, Some(BodyStream { resp })))
+            } else {
+                head.body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+                Ok((head, None))
+            }
+        })
+        .await
+    }
+}
+
+/// The unread body of a response opened with [`Client::open`].
+#[derive(Debug)]
+pub struct BodyStream {
+    resp: reqwest::Response,
+}
+
+impl BodyStream {
+    /// The next chunk of the body as it arrives, or `None` at its end.
+    ///
+    /// # Errors
+    /// The transport error that broke the body (reset, timeout, truncation).
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        self.resp.chunk().await.map_err(|e| Error::from_reqwest(&e))
     }
 }
 

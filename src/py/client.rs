@@ -11,10 +11,11 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::core::api::{self, Action, ApiRequest, RunsQuery, EXPORT_HEADER_KEYS};
 use crate::core::event::serialize::{self, NonFinite};
 use crate::core::event::RunEvent;
-use crate::core::transport::{Client, Config, Response};
+use crate::core::transport::{BodyStream, Client, Config, Response};
 
 use super::convert::query_value;
 use super::errors::to_pyerr;
+use super::export::NativeExportStream;
 use super::models::{validate_event, PyRunEvent};
 use super::runtime;
 
@@ -186,6 +187,41 @@ impl NativeClient {
         })
     }
 
+    /// Sends a request and reads the response head (GIL released): a 2xx status comes with
+    /// its body as a `NativeExportStream`, any other with the whole body and no stream.
+    fn open_stream(
+        &self,
+        py: Python<'_>,
+        req: &NativeRequest,
+    ) -> PyResult<(NativeResponse, Option<NativeExportStream>)> {
+        let client = self.inner.clone();
+        let r = &req.inner;
+        let url = self.inner.url_for(r);
+        match runtime::block_on_shared(py, client.open(r))? {
+            Ok((head, body)) => Ok(opened(head, body, r.method.as_str(), url)),
+            Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &url)),
+        }
+    }
+
+    /// Async twin of `open_stream`.
+    fn open_stream_async<'py>(
+        &self,
+        py: Python<'py>,
+        req: &NativeRequest,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let client = self.inner.clone();
+        let r = req.inner.clone();
+        runtime::awaitable(py, async move {
+            let url = client.url_for(&r);
+            match client.open(&r).await {
+                Ok((head, body)) => Ok(opened(head, body, r.method.as_str(), url)),
+                Err(e) => Err(Python::attach(|py| {
+                    to_pyerr(py, e, r.method.as_str(), &url)
+                })),
+            }
+        })
+    }
+
     /// Closes the pool; later sends raise `RuntimeError`.
     fn close(&self) {
         self.inner.close();
@@ -200,6 +236,16 @@ impl NativeClient {
     fn base_url(&self) -> String {
         self.inner.config().base_url.clone()
     }
+}
+
+fn opened(
+    head: Response,
+    body: Option<BodyStream>,
+    method: &str,
+    url: String,
+) -> (NativeResponse, Option<NativeExportStream>) {
+    let stream = body.map(|b| NativeExportStream::new(b, head.headers.clone(), method, url));
+    (NativeResponse { inner: head }, stream)
 }
 
 fn text(name: &str, v: &Bound<'_, PyAny>) -> PyResult<String> {

@@ -4,6 +4,7 @@ pub mod client;
 pub mod convert;
 pub mod emitter;
 pub mod errors;
+pub mod export;
 pub mod models;
 pub mod runtime;
 
@@ -23,6 +24,7 @@ pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::NativeClient>()?;
     m.add_class::<client::NativeRequest>()?;
     m.add_class::<client::NativeResponse>()?;
+    m.add_class::<export::NativeExportStream>()?;
     m.add_class::<emitter::NativeEmitter>()?;
     m.add_function(wrap_pyfunction!(client::health, m)?)?;
     m.add_function(wrap_pyfunction!(client::get_workspace, m)?)?;

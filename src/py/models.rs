@@ -62,22 +62,24 @@ fn json_text(data: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         let b: Vec<u8> = data.extract()?;
         serde_json::from_slice(&b)
     };
-    parsed.map_err(|e| {
-        let py = data.py();
-        let err = LineError {
-            loc: Vec::new(),
-            kind: "json_invalid",
-            msg: format!("Invalid JSON: {e}"),
-            input: data.clone().unbind(),
-            input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
-            input_type: "str".to_string(),
-            ctx: Some((
-                "error",
-                crate::core::event::validate::CtxValue::Str(e.to_string()),
-            )),
-        };
-        raise_py(py, "RunEvent", &[err])
-    })
+    parsed.map_err(|e| json_invalid(data, &e))
+}
+
+/// The `ValidationError` pydantic raises for text that is not JSON.
+pub fn json_invalid(data: &Bound<'_, PyAny>, e: &serde_json::Error) -> PyErr {
+    let err = LineError {
+        loc: Vec::new(),
+        kind: "json_invalid",
+        msg: format!("Invalid JSON: {e}"),
+        input: data.clone().unbind(),
+        input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
+        input_type: "str".to_string(),
+        ctx: Some((
+            "error",
+            crate::core::event::validate::CtxValue::Str(e.to_string()),
+        )),
+    };
+    raise_py(data.py(), "RunEvent", &[err])
 }
 
 fn dump_mode(mode: &str) -> PyResult<bool> {

@@ -125,6 +125,36 @@ where
     })
 }
 
+/// Runs `fut` to completion on the shared runtime, with the GIL released and signals
+/// checked every 100 ms. For work whose state outlives one call (a streamed body), since
+/// the connection must keep being driven whichever thread resumes it.
+pub fn block_on_shared<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send,
+    T: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(PyRuntimeError::new_err(
+            "a blocking call cannot be made from inside a running async runtime",
+        ));
+    }
+    let rt = ensure()?;
+    py.detach(|| {
+        rt.block_on(async {
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    biased;
+                    v = &mut fut => return Ok(v),
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        Python::attach(|py| py.check_signals())?;
+                    }
+                }
+            }
+        })
+    })
+}
+
 /// Wraps `fut` as an asyncio awaitable on the running loop.
 pub fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where

@@ -20,7 +20,12 @@ from typing import Any
 import httpx
 
 from flightdeck_rs import _native
-from flightdeck_rs._native import NativeClient, NativeRequest, NativeResponse
+from flightdeck_rs._native import (
+    NativeClient,
+    NativeExportStream,
+    NativeRequest,
+    NativeResponse,
+)
 from flightdeck_rs.models import RunEvent
 
 __all__ = ["FlightdeckClient", "AsyncFlightdeckClient"]
@@ -85,6 +90,25 @@ def _status_error(url: str, req: NativeRequest, resp: NativeResponse) -> httpx.H
         return exc
     return httpx.HTTPStatusError(  # pragma: no cover - only non-2xx reach here
         f"unexpected status {resp.status}", request=request, response=response
+    )
+
+
+def _export_request(
+    *,
+    release_id: str,
+    window: str,
+    environment: str | None = None,
+    tenant_id: str | None = None,
+    task_id: str | None = None,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    span_id: str | None = None,
+    offset: int = 0,
+    limit: int = 500,
+) -> NativeRequest:
+    return _native.list_runs(
+        release_id, window, environment, tenant_id, task_id, trace_id, session_id,
+        span_id, offset, limit, True,
     )
 
 
@@ -328,6 +352,18 @@ class FlightdeckClient:
             return r.content, {k: r.headers[k] for k in EXPORT_HEADER_KEYS if k in r.headers}
         resp = self._send(req)
         return resp.body, resp.export_headers()
+
+    def _open_runs_export(self, **params: Any) -> NativeExportStream:
+        """``GET /v1/runs/export`` with the body left unread: a stream that parses it line
+        by line as it arrives (``fetch_runs_export_ndjson``'s parameters)."""
+        req = _export_request(**params)
+        if self._client is not None:
+            r = self._send_injected(req)
+            return NativeExportStream.from_body(r.content, list(r.headers.multi_items()))
+        resp, stream = self._native.open_stream(req)
+        if stream is None:
+            raise _status_error(self._native.url(req), req, resp)
+        return stream
 
     def post_rollback(
         self,
@@ -704,6 +740,19 @@ class AsyncFlightdeckClient:
             return r.content, {k: r.headers[k] for k in EXPORT_HEADER_KEYS if k in r.headers}
         resp = await self._send(req)
         return resp.body, resp.export_headers()
+
+    async def _open_runs_export(self, **params: Any) -> NativeExportStream:
+        """Async twin of :meth:`FlightdeckClient._open_runs_export`."""
+        req = _export_request(**params)
+        if self._client is not None:
+            r = await self._send_injected(req)
+            return NativeExportStream.from_body(r.content, list(r.headers.multi_items()))
+        opened: tuple[NativeResponse, NativeExportStream | None]
+        opened = await self._native.open_stream_async(req)
+        resp, stream = opened
+        if stream is None:
+            raise _status_error(self._native.url(req), req, resp)
+        return stream
 
     async def post_rollback(
         self,
