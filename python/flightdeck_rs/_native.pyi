@@ -1,5 +1,6 @@
 """Type stubs for the Rust extension module ``flightdeck_rs._native``."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, overload
 
@@ -127,6 +128,8 @@ class NativeClient:
         max_retries: int,
         retry_backoff_s: float,
         api_token: str | None,
+        observer: Callable[[str, dict[str, Any]], None] | None = None,
+        slow_request_s: float | None = None,
     ) -> None: ...
     def url(self, req: NativeRequest) -> str: ...
     def headers(self, req: NativeRequest) -> dict[str, str] | None: ...

@@ -61,6 +61,25 @@ impl Error {
         !matches!(self, Self::Closed | Self::NonFinite | Self::InvalidUrl(_))
     }
 
+    /// The name of the exception class the caller sees (an `httpx` class for transport
+    /// failures).
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "ConnectError",
+            Self::ConnectTimeout(_) => "ConnectTimeout",
+            Self::ReadTimeout(_) => "ReadTimeout",
+            Self::WriteTimeout(_) => "WriteTimeout",
+            Self::Read(_) => "ReadError",
+            Self::Write(_) => "WriteError",
+            Self::RemoteProtocol(_) => "RemoteProtocolError",
+            Self::LocalProtocol(_) => "LocalProtocolError",
+            Self::UnsupportedProtocol(_) => "UnsupportedProtocol",
+            Self::InvalidUrl(_) => "InvalidURL",
+            Self::Closed => "RuntimeError",
+            Self::NonFinite => "ValueError",
+        }
+    }
+
     /// Whether the request could have reached the server.
     pub fn phase(&self) -> Phase {
         match self {

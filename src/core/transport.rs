@@ -29,6 +29,41 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Requests in flight at once; further calls wait for a slot (not counted as timeout).
     pub max_in_flight: usize,
+    /// Told about retries and slow requests (for the host's logging).
+    pub observer: Option<Observer>,
+    /// A call taking longer than this (all attempts, up to the whole response) is reported
+    /// to the observer as slow.
+    pub slow_after: Option<Duration>,
+}
+
+/// Something worth logging that happened during a call.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// Attempt `attempt` (1-based) failed with `error`; the next one starts in `delay_s`.
+    Retry {
+        req: &'a ApiRequest,
+        attempt: u32,
+        max_retries: u32,
+        delay_s: f64,
+        error: &'a Error,
+    },
+    /// The call took `elapsed` over `attempts` attempts; `status` is `None` when it failed.
+    Slow {
+        req: &'a ApiRequest,
+        elapsed: Duration,
+        attempts: u32,
+        status: Option<u16>,
+    },
+}
+
+/// A callback for [`Notice`]s; it must not block for long (it runs on the I/O path).
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn(&Notice<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl Config {
@@ -41,6 +76,8 @@ impl Config {
             backoff_s: 0.1,
             api_token: None,
             max_in_flight: 100,
+            observer: None,
+            slow_after: None,
         }
     }
 }
@@ -312,43 +349,76 @@ impl Client {
         Ok(head)
     }
 
-    /// Runs `attempt` with the retry policy of [`Client::send`].
+    /// Runs `attempt_fn` with the retry policy of [`Client::send`], telling the observer
+    /// about retries and about a slow call.
     async fn with_retries<'a, T, F, Fut>(
         &'a self,
         req: &'a ApiRequest,
         attempt_fn: F,
     ) -> Result<T, Error>
     where
+        T: Status,
         F: Fn(reqwest::Url) -> Fut,
         Fut: std::future::Future<Output = Result<T, Error>> + 'a,
     {
         if self.is_closed() {
             return Err(Error::Closed);
         }
+        let started = std::time::Instant::now();
         let url = self.parse_url(req);
         let mut attempt: u32 = 0;
-        loop {
+        let result = loop {
             let result = match &url {
                 Ok(u) => attempt_fn(u.clone()).await,
                 Err(e) => Err(clone_err(e)),
             };
             match result {
-                Ok(r) => return Ok(r),
+                Ok(r) => break Ok(r),
                 Err(e) => {
                     let may_retry = e.is_transport()
                         && (req.idempotent || e.phase() == Phase::Connect)
                         && attempt < self.cfg.max_retries
                         && !self.is_closed();
                     if !may_retry {
-                        return Err(e);
+                        break Err(e);
                     }
                     let delay = self.cfg.backoff_s * 2f64.powi(attempt as i32);
-                    if delay > 0.0 && delay.is_finite() {
-                        tokio::time::sleep(Duration::from_secs_f64(delay.min(3600.0))).await;
+                    let delay = if delay > 0.0 && delay.is_finite() {
+                        delay.min(3600.0)
+                    } else {
+                        0.0
+                    };
+                    self.notify(&Notice::Retry {
+                        req,
+                        attempt: attempt + 1,
+                        max_retries: self.cfg.max_retries,
+                        delay_s: delay,
+                        error: &e,
+                    });
+                    if delay > 0.0 {
+                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
                     }
                     attempt += 1;
                 }
             }
+        };
+        if let Some(limit) = self.cfg.slow_after {
+            let elapsed = started.elapsed();
+            if elapsed >= limit {
+                self.notify(&Notice::Slow {
+                    req,
+                    elapsed,
+                    attempts: attempt + 1,
+                    status: result.as_ref().ok().map(Status::status),
+                });
+            }
+        }
+        result
+    }
+
+    fn notify(&self, notice: &Notice<'_>) {
+        if let Some(o) = &self.cfg.observer {
+            (o.0)(notice);
         }
     }
 
@@ -379,6 +449,23 @@ impl Client {
             }
         })
         .await
+    }
+}
+
+/// A call's outcome whose HTTP status can be reported.
+trait Status {
+    fn status(&self) -> u16;
+}
+
+impl Status for Response {
+    fn status(&self) -> u16 {
+        self.status
+    }
+}
+
+impl Status for (Response, Option<BodyStream>) {
+    fn status(&self) -> u16 {
+        self.0.status
     }
 }
 

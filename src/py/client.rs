@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use crate::core::api::{self, Action, ApiRequest, RunsQuery, EXPORT_HEADER_KEYS};
 use crate::core::event::serialize::{self, NonFinite};
 use crate::core::event::RunEvent;
-use crate::core::transport::{BodyStream, Client, Config, Response};
+use crate::core::transport::{BodyStream, Client, Config, Notice, Observer, Response};
 
 use super::convert::query_value;
 use super::errors::to_pyerr;
@@ -109,13 +109,16 @@ pub struct NativeClient {
 #[pymethods]
 impl NativeClient {
     #[new]
-    #[pyo3(signature = (base_url, *, timeout_s, max_retries, retry_backoff_s, api_token))]
+    #[pyo3(signature = (base_url, *, timeout_s, max_retries, retry_backoff_s, api_token, observer = None, slow_request_s = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         base_url: &str,
         timeout_s: Option<f64>,
         max_retries: i64,
         retry_backoff_s: f64,
         api_token: Option<String>,
+        observer: Option<Py<PyAny>>,
+        slow_request_s: Option<f64>,
     ) -> PyResult<Self> {
         let mut cfg = Config::new(base_url);
         cfg.timeout = match timeout_s {
@@ -134,6 +137,10 @@ impl NativeClient {
             retry_backoff_s.max(0.0)
         };
         cfg.api_token = api_token;
+        cfg.observer = observer.map(py_observer);
+        cfg.slow_after = slow_request_s
+            .filter(|t| t.is_finite() && *t >= 0.0)
+            .map(Duration::from_secs_f64);
         let client = Client::new(cfg).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(client),
@@ -236,6 +243,55 @@ impl NativeClient {
     fn base_url(&self) -> String {
         self.inner.config().base_url.clone()
     }
+}
+
+/// Forwards retries and slow calls to a Python callable `observer(kind, info)`, `kind`
+/// being `"retry"` or `"slow"` and `info` a dict. Its exceptions are reported as
+/// unraisable, never raised into the call.
+fn py_observer(cb: Py<PyAny>) -> Observer {
+    Observer(Arc::new(move |n: &Notice<'_>| {
+        Python::attach(|py| {
+            let run = || -> PyResult<()> {
+                let d = PyDict::new(py);
+                let kind = match n {
+                    Notice::Retry {
+                        req,
+                        attempt,
+                        max_retries,
+                        delay_s,
+                        error,
+                    } => {
+                        d.set_item("method", req.method.as_str())?;
+                        d.set_item("path", req.path)?;
+                        d.set_item("attempt", attempt)?;
+                        d.set_item("max_retries", max_retries)?;
+                        d.set_item("delay_s", delay_s)?;
+                        d.set_item("error", error.class_name())?;
+                        d.set_item("message", error.to_string())?;
+                        "retry"
+                    }
+                    Notice::Slow {
+                        req,
+                        elapsed,
+                        attempts,
+                        status,
+                    } => {
+                        d.set_item("method", req.method.as_str())?;
+                        d.set_item("path", req.path)?;
+                        d.set_item("elapsed_s", elapsed.as_secs_f64())?;
+                        d.set_item("attempts", attempts)?;
+                        d.set_item("status", status)?;
+                        "slow"
+                    }
+                };
+                cb.bind(py).call1((kind, d))?;
+                Ok(())
+            };
+            if let Err(e) = run() {
+                e.write_unraisable(py, Some(cb.bind(py)));
+            }
+        });
+    }))
 }
 
 fn opened(

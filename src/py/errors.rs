@@ -9,20 +9,13 @@ use crate::core::error::Error;
 /// Converts a core error into the matching Python exception. Transport errors become the
 /// `httpx.RequestError` subclass httpx would raise, carrying an `httpx.Request`.
 pub fn to_pyerr(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
-    let class = match &e {
-        Error::Connect(_) => "ConnectError",
-        Error::ConnectTimeout(_) => "ConnectTimeout",
-        Error::ReadTimeout(_) => "ReadTimeout",
-        Error::WriteTimeout(_) => "WriteTimeout",
-        Error::Read(_) => "ReadError",
-        Error::Write(_) => "WriteError",
-        Error::RemoteProtocol(_) => "RemoteProtocolError",
-        Error::LocalProtocol(_) => "LocalProtocolError",
-        Error::UnsupportedProtocol(_) => "UnsupportedProtocol",
+    match &e {
         Error::InvalidUrl(m) => return httpx_error(py, "InvalidURL", m, None),
         Error::Closed => return PyRuntimeError::new_err(e.to_string()),
         Error::NonFinite => return PyValueError::new_err(e.to_string()),
-    };
+        _ => {}
+    }
+    let class = e.class_name();
     let request = (|| -> PyResult<Bound<'_, PyAny>> {
         py.import("httpx")?.getattr("Request")?.call1((method, url))
     })()

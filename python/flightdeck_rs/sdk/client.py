@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from flightdeck_rs import _native
+from flightdeck_rs import _logging, _native
 from flightdeck_rs._native import (
     NativeClient,
     NativeExportStream,
@@ -71,6 +71,8 @@ def _native_client(
         max_retries=int(max_retries),
         retry_backoff_s=float(retry_backoff_s),
         api_token=api_token,
+        observer=_logging.observe,
+        slow_request_s=_logging.slow_request_s(),
     )
 
 
@@ -112,6 +114,26 @@ def _export_request(
     )
 
 
+def _log_path(req: NativeRequest) -> str:
+    return req.path.partition("?")[0]
+
+
+def _log_retry(
+    req: NativeRequest, exc: Exception, attempt: int, max_retries: int, delay: float
+) -> None:
+    _logging.retry(
+        req.method, _log_path(req), type(exc).__name__, str(exc), attempt + 1, max_retries, delay
+    )
+
+
+def _log_if_slow(
+    req: NativeRequest, started: float, attempts: int, status: int | None, slow_s: float
+) -> None:
+    elapsed = time.perf_counter() - started
+    if elapsed >= slow_s:
+        _logging.slow(req.method, _log_path(req), elapsed, attempts, status)
+
+
 def _may_retry(req: NativeRequest, exc: httpx.RequestError) -> bool:
     return req.idempotent or isinstance(exc, _NEVER_SENT)
 
@@ -149,6 +171,7 @@ class FlightdeckClient:
         self._client = client
         self._max_retries = max(0, int(max_retries))
         self._backoff_s = max(0.0, float(retry_backoff_s))
+        self._slow_s = _logging.slow_request_s()
 
     def __repr__(self) -> str:
         return f"FlightdeckClient(base_url={self._native.base_url!r})"
@@ -178,18 +201,26 @@ class FlightdeckClient:
         headers = self._native.headers(req)
         body = req.body
         attempt = 0
-        while True:
-            try:
-                if body is None:
-                    resp = client.request(req.method, url, headers=headers)
-                else:
-                    resp = client.request(req.method, url, content=body, headers=headers)
-                break
-            except httpx.RequestError as exc:
-                if attempt >= self._max_retries or not _may_retry(req, exc):
-                    raise
-                time.sleep(self._backoff_s * (2**attempt))
-                attempt += 1
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            while True:
+                try:
+                    if body is None:
+                        resp = client.request(req.method, url, headers=headers)
+                    else:
+                        resp = client.request(req.method, url, content=body, headers=headers)
+                    break
+                except httpx.RequestError as exc:
+                    if attempt >= self._max_retries or not _may_retry(req, exc):
+                        raise
+                    delay = self._backoff_s * (2**attempt)
+                    _log_retry(req, exc, attempt, self._max_retries, delay)
+                    time.sleep(delay)
+                    attempt += 1
+            status = resp.status_code
+        finally:
+            _log_if_slow(req, started, attempt + 1, status, self._slow_s)
         resp.raise_for_status()
         return resp
 
@@ -542,6 +573,7 @@ class AsyncFlightdeckClient:
         self._client = client
         self._max_retries = max(0, int(max_retries))
         self._backoff_s = max(0.0, float(retry_backoff_s))
+        self._slow_s = _logging.slow_request_s()
 
     def __repr__(self) -> str:
         return f"AsyncFlightdeckClient(base_url={self._native.base_url!r})"
@@ -571,18 +603,26 @@ class AsyncFlightdeckClient:
         headers = self._native.headers(req)
         body = req.body
         attempt = 0
-        while True:
-            try:
-                if body is None:
-                    resp = await client.request(req.method, url, headers=headers)
-                else:
-                    resp = await client.request(req.method, url, content=body, headers=headers)
-                break
-            except httpx.RequestError as exc:
-                if attempt >= self._max_retries or not _may_retry(req, exc):
-                    raise
-                await asyncio.sleep(self._backoff_s * (2**attempt))
-                attempt += 1
+        started = time.perf_counter()
+        status: int | None = None
+        try:
+            while True:
+                try:
+                    if body is None:
+                        resp = await client.request(req.method, url, headers=headers)
+                    else:
+                        resp = await client.request(req.method, url, content=body, headers=headers)
+                    break
+                except httpx.RequestError as exc:
+                    if attempt >= self._max_retries or not _may_retry(req, exc):
+                        raise
+                    delay = self._backoff_s * (2**attempt)
+                    _log_retry(req, exc, attempt, self._max_retries, delay)
+                    await asyncio.sleep(delay)
+                    attempt += 1
+            status = resp.status_code
+        finally:
+            _log_if_slow(req, started, attempt + 1, status, self._slow_s)
         resp.raise_for_status()
         return resp
 
