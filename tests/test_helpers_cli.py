@@ -733,3 +733,18 @@ def test_mypy_strict_on_usage_file_and_package() -> None:
         check=False,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_stubtest_on_the_native_module() -> None:
+    """The hand-written stubs of ``flightdeck_rs._native`` match the compiled module: every
+    class, function, signature, and ``__all__``."""
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "flightdeck_rs._native"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Success: no issues found in 1 module" in r.stdout
