@@ -92,6 +92,20 @@ test: $(WHEEL_STAMP) ## Build + install the wheel, then run cargo test --lib and
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
+# The end-to-end suite once more, with `flightdeck serve` on a throwaway PostgreSQL cluster
+# (tests/pg_cluster.py). Needs PostgreSQL's server binaries (initdb, postgres); the driver comes
+# from flightdeck-ai's `postgres` extra. No PostgreSQL there: the tests fail, they don't skip.
+PG_DEPS = 'flightdeck-ai[postgres]==1.3.0'
+PG_TESTS = tests/test_e2e.py tests/test_pg_cluster.py
+
+.PHONY: test-postgres
+test-postgres: $(WHEEL_STAMP) ## Build + install the wheel, then the e2e suite on PostgreSQL
+	"$(PY)" -m pip install --quiet $(PG_DEPS)
+	@rc=0; $(IN_VENV) FDRS_TEST_DATABASE=postgres "$(PY)" -m pytest -q $(PG_TESTS) $(PYTEST_ARGS) \
+		|| rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
 lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check
 	$(CARGO) fmt --all -- --check
 	$(PYO3_ENV) $(CARGO) clippy --all-targets -- -D warnings

@@ -5,6 +5,14 @@ module only drives its CLI: it creates a workspace, registers the two fixture re
 ship with ``flightdeck_rs``, imports their pricing tables, sets the fixture policy and then
 runs ``flightdeck serve`` on a free loopback port until ``GET /health`` answers.
 
+The ledger is SQLite inside the workspace unless a PostgreSQL ``database_url`` is given, in
+which case it is written to ``flightdeck.yaml`` right after ``flightdeck init`` and every later
+step (release registration, pricing, policy, the server) uses that database. The server then
+needs the ``psycopg`` driver: ``pip install 'flightdeck-ai[postgres]==1.3.0'``. Note that
+flightdeck-ai 1.3.0 cannot migrate a fresh PostgreSQL database by itself (one of its tables has
+a column named ``window``, a reserved word there); the test suite prepares the database first
+(``PG_SCHEMA_WORKAROUND`` in ``tests/conftest.py``).
+
 Only the standard library is used here, so the module can be imported without test
 dependencies.
 
@@ -16,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -95,6 +104,7 @@ class FlightdeckServer:
         token: The API token the server requires, or ``None`` for loopback mode.
         workdir: The workspace directory (holds ``flightdeck.yaml``, the SQLite ledger and
             the server log).
+        database_url: The PostgreSQL ledger's ``postgresql://`` URL, or ``None`` for SQLite.
         pid: PID of the server process while it runs, else ``None``.
     """
 
@@ -105,6 +115,7 @@ class FlightdeckServer:
         approval: bool = False,
         workdir: str | os.PathLike[str] | None = None,
         bundled_pricing: bool = False,
+        database_url: str | None = None,
     ) -> None:
         """Configure (but do not start) a server.
 
@@ -115,10 +126,26 @@ class FlightdeckServer:
             workdir: Workspace directory; a temporary directory (removed by :meth:`stop`)
                 is used when ``None``.
             bundled_pricing: Let ``flightdeck init`` import the bundled pricing catalog.
+            database_url: ``postgresql://`` (or ``postgres://``) URL of an existing database to
+                use as the ledger instead of SQLite. The server migrates its schema into it;
+                the caller owns the database (it is neither created nor dropped here).
+
+        Raises:
+            ValueError: If ``database_url`` is not a PostgreSQL URL, or is combined with
+                ``bundled_pricing`` (``flightdeck init`` imports the bundled catalog into the
+                SQLite ledger before the URL can be written to ``flightdeck.yaml``).
         """
+        if database_url is not None:
+            if not database_url.startswith(("postgresql://", "postgres://")):
+                raise ValueError(
+                    f"database_url must start with postgresql:// or postgres://: {database_url!r}"
+                )
+            if bundled_pricing:
+                raise ValueError("bundled_pricing=True is not supported with a database_url")
         self.token = token
         self.approval = approval
         self.bundled_pricing = bundled_pricing
+        self.database_url = database_url
         self._owns_workdir = workdir is None
         self.workdir = pathlib.Path(workdir) if workdir is not None else pathlib.Path()
         self.base_url = ""
@@ -234,8 +261,11 @@ class FlightdeckServer:
     def _prepare_workspace(self, cli: list[str], timeout_s: float) -> None:
         init_args = ["init"] if self.bundled_pricing else ["init", "--no-bundled-pricing"]
         self._run_cli(cli, init_args, timeout_s)
+        if self.database_url is not None:
+            # A JSON string is a valid YAML double-quoted scalar.
+            self._set_config("database_url", json.dumps(self.database_url))
         if self.approval:
-            self._enable_approval()
+            self._set_config("promotion_requires_approval", "true")
         self.baseline_id = self._register(cli, FIXTURES_DIR / "baseline-release", timeout_s)
         self.candidate_id = self._register(cli, FIXTURES_DIR / "candidate-release", timeout_s)
         for name in ("pricing-baseline.yaml", "pricing-candidate.yaml"):
@@ -249,13 +279,14 @@ class FlightdeckServer:
             raise RuntimeError(f"unexpected output from `release register {bundle}`: {out!r}")
         return release_id
 
-    def _enable_approval(self) -> None:
+    def _set_config(self, name: str, value: str) -> None:
+        """Set a top-level ``name: value`` line in ``flightdeck.yaml`` (appended if absent)."""
         config = self.workdir / "flightdeck.yaml"
         lines = config.read_text(encoding="utf-8").splitlines()
-        key = "promotion_requires_approval:"
-        replaced = [f"{key} true" if line.startswith(key) else line for line in lines]
-        if replaced == lines:
-            replaced.append(f"{key} true")
+        key = f"{name}:"
+        replaced = [f"{key} {value}" if line.startswith(key) else line for line in lines]
+        if f"{key} {value}" not in replaced:
+            replaced.append(f"{key} {value}")
         config.write_text("\n".join(replaced) + "\n", encoding="utf-8")
 
     def _serve(self, cli: list[str], timeout_s: float) -> None:
