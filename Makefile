@@ -126,6 +126,11 @@ bench: $(WHEEL_STAMP) ## Benchmark vs the reference and a limit anchor (bench/ou
 	$(BENCH_DEPS)
 	$(IN_VENV) "$(PY)" bench/run.py --no-build
 
+.PHONY: bench-rust
+bench-rust: ## Criterion benchmarks of the pure-Rust hot paths (validate, serialize, export)
+	$(PYO3_ENV) LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+		$(CARGO) bench --bench core
+
 .PHONY: bench-quick
 bench-quick: $(WHEEL_STAMP) ## Benchmark smoke run: tiny sizes, correctness only (< 60 s)
 	$(BENCH_DEPS)
