@@ -185,11 +185,10 @@ impl NativeClient {
         let client = self.inner.clone();
         let r = req.inner.clone();
         runtime::awaitable(py, async move {
-            match client.send(&r).await {
-                Ok(resp) => Ok(NativeResponse { inner: resp }),
-                Err(e) => Err(Python::attach(|py| {
-                    to_pyerr(py, e, r.method.as_str(), &client.url_for(&r))
-                })),
+            let out = client.send(&r).await;
+            move |py: Python<'_>| match out {
+                Ok(resp) => Ok(Py::new(py, NativeResponse { inner: resp })?.into_any()),
+                Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &client.url_for(&r))),
             }
         })
     }
@@ -220,11 +219,13 @@ impl NativeClient {
         let r = req.inner.clone();
         runtime::awaitable(py, async move {
             let url = client.url_for(&r);
-            match client.open(&r).await {
-                Ok((head, body)) => Ok(opened(head, body, r.method.as_str(), url)),
-                Err(e) => Err(Python::attach(|py| {
-                    to_pyerr(py, e, r.method.as_str(), &url)
-                })),
+            let out = client.open(&r).await;
+            move |py: Python<'_>| match out {
+                Ok((head, body)) => {
+                    let pair = opened(head, body, r.method.as_str(), url);
+                    Ok(pair.into_pyobject(py)?.into_any().unbind())
+                }
+                Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &url)),
             }
         })
     }

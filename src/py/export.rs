@@ -279,7 +279,7 @@ impl NativeExportStream {
         let url = self.url.clone();
         runtime::awaitable(py, async move {
             let batch = state.lock().await.batch(max).await;
-            Python::attach(|py| convert(py, batch, with_lines, &method, &url))
+            move |py: Python<'_>| convert(py, batch, with_lines, &method, &url)
         })
     }
 

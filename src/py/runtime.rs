@@ -1,99 +1,17 @@
-//! Bridges core futures to Python: blocking with the GIL released (sync face) and asyncio
-//! awaitables through `pyo3-async-runtimes` on our fork-aware runtime (async face).
+//! Bridges core futures to Python: blocking with the GIL released (sync face), and asyncio
+//! futures resolved in batches on their loop's thread (async face), on the fork-aware
+//! runtime of `core::runtime`.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3_async_runtimes::generic::{ContextExt, JoinError, Runtime};
-use pyo3_async_runtimes::TaskLocals;
-use std::sync::OnceLock as OnceCell;
+use pyo3::sync::PyOnceLock;
 
 use crate::core::runtime;
-
-tokio::task_local! {
-    static TASK_LOCALS: OnceCell<TaskLocals>;
-}
-
-/// The process-wide tokio runtime of [`crate::core::runtime`], as seen by
-/// `pyo3-async-runtimes`.
-pub struct ForkSafeRuntime;
-
-/// Join error of a spawned task.
-#[derive(Debug)]
-pub struct TaskJoinError(tokio::task::JoinError);
-
-impl JoinError for TaskJoinError {
-    fn is_panic(&self) -> bool {
-        self.0.is_panic()
-    }
-    fn into_panic(self) -> Box<dyn std::any::Any + Send + 'static> {
-        match self.0.try_into_panic() {
-            Ok(p) => p,
-            Err(e) => Box::new(e.to_string()),
-        }
-    }
-}
-
-/// A spawned task's handle.
-pub struct Handle(tokio::task::JoinHandle<()>);
-
-impl Future for Handle {
-    type Output = Result<(), TaskJoinError>;
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.map_err(TaskJoinError))
-    }
-}
-
-impl Runtime for ForkSafeRuntime {
-    type JoinError = TaskJoinError;
-    type JoinHandle = Handle;
-
-    fn spawn<F>(fut: F) -> Self::JoinHandle
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        match runtime::get() {
-            Ok(rt) => Handle(rt.spawn(fut)),
-            // Only reachable if thread creation fails after `ensure()` succeeded.
-            Err(_) => Handle(tokio::spawn(fut)),
-        }
-    }
-
-    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        match runtime::get() {
-            Ok(rt) => Handle(rt.spawn_blocking(f)),
-            Err(_) => Handle(tokio::task::spawn_blocking(f)),
-        }
-    }
-}
-
-impl ContextExt for ForkSafeRuntime {
-    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
-    where
-        F: Future<Output = R> + Send + 'static,
-    {
-        let cell = OnceCell::new();
-        let _ = cell.set(locals);
-        Box::pin(TASK_LOCALS.scope(cell, fut))
-    }
-
-    fn get_task_locals() -> Option<TaskLocals> {
-        TASK_LOCALS
-            .try_with(|c| c.get().cloned())
-            .unwrap_or_default()
-    }
-}
 
 fn ensure() -> PyResult<std::sync::Arc<tokio::runtime::Runtime>> {
     runtime::get().map_err(|e| PyRuntimeError::new_err(format!("cannot start I/O runtime: {e}")))
@@ -155,12 +73,167 @@ where
     })
 }
 
-/// Wraps `fut` as an asyncio awaitable on the running loop.
-pub fn awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+/// What a finished future hands to the event loop's thread: it builds the result (or the
+/// exception) there, with the GIL, so the I/O threads never take the GIL for a result.
+pub type Deliver = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+struct Completion {
+    future: Py<PyAny>,
+    deliver: Deliver,
+}
+
+/// Completions waiting for one event loop, and that loop. At most one drain call is
+/// scheduled per inbox: the first completion of a batch schedules it, the drain takes the
+/// whole batch, so a burst of completions costs one `call_soon_threadsafe` and one GIL
+/// acquisition by an I/O thread instead of one per call.
+struct Inbox {
+    pid: u32,
+    key: usize,
+    items: Vec<Completion>,
+}
+
+static INBOXES: Mutex<Vec<Inbox>> = Mutex::new(Vec::new());
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DRAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn inboxes() -> std::sync::MutexGuard<'static, Vec<Inbox>> {
+    INBOXES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes the pending completions of loop `key` (of this process).
+fn take_inbox(key: usize) -> Vec<Completion> {
+    let pid = std::process::id();
+    let mut g = inboxes();
+    // Inboxes inherited from a parent process are never delivered here.
+    g.retain(|b| b.pid == pid);
+    match g.iter().position(|b| b.key == key) {
+        Some(i) => g.swap_remove(i).items,
+        None => Vec::new(),
+    }
+}
+
+/// Called on the event loop's thread: resolves every pending future of that loop.
+#[pyfunction]
+fn drain_completions(py: Python<'_>, key: usize) {
+    for c in take_inbox(key) {
+        let fut = c.future.bind(py);
+        if fut
+            .call_method0(intern!(py, "done"))
+            .and_then(|d| d.is_truthy())
+            .unwrap_or(true)
+        {
+            continue; // cancelled meanwhile
+        }
+        let outcome = match (c.deliver)(py) {
+            Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,)),
+            Err(e) => fut.call_method1(intern!(py, "set_exception"), (e.into_value(py),)),
+        };
+        if let Err(e) = outcome {
+            e.write_unraisable(py, Some(fut));
+        }
+    }
+}
+
+/// Queues a finished call for its loop, scheduling a drain if none is pending.
+fn complete(key: usize, event_loop: &Arc<Py<PyAny>>, c: Completion) {
+    let pid = std::process::id();
+    let first = {
+        let mut g = inboxes();
+        match g.iter_mut().find(|b| b.key == key && b.pid == pid) {
+            Some(b) => {
+                b.items.push(c);
+                false
+            }
+            None => {
+                g.push(Inbox {
+                    pid,
+                    key,
+                    items: vec![c],
+                });
+                true
+            }
+        }
+    };
+    if first {
+        Python::attach(|py| {
+            let scheduled = DRAIN
+                .get_or_try_init(py, || {
+                    wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())
+                })
+                .and_then(|drain| {
+                    event_loop.call_method1(
+                        py,
+                        intern!(py, "call_soon_threadsafe"),
+                        (drain.clone_ref(py), key),
+                    )
+                });
+            if scheduled.is_err() {
+                // The loop is closed: nobody can await these futures any more.
+                drop(take_inbox(key));
+            }
+        });
+    }
+}
+
+/// Cancels the I/O task when its asyncio future is cancelled.
+#[pyclass(module = "flightdeck_rs._native", name = "_Canceller", frozen)]
+struct Canceller {
+    task: tokio::task::AbortHandle,
+}
+
+#[pymethods]
+impl Canceller {
+    fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
+        if fut
+            .call_method0(intern!(fut.py(), "cancelled"))?
+            .is_truthy()?
+        {
+            self.task.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Wraps `fut` as an asyncio future of the running loop. `fut` runs on the shared I/O
+/// runtime without the GIL; its output builds the result on the loop's thread. Cancelling
+/// the asyncio future aborts the I/O task.
+///
+/// # Errors
+/// `RuntimeError` when no event loop is running in this thread, or the I/O runtime cannot
+/// start.
+pub fn awaitable<'py, F, D>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
-    F: Future<Output = PyResult<T>> + Send + 'static,
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
+    F: Future<Output = D> + Send + 'static,
+    D: FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
 {
-    ensure()?;
-    pyo3_async_runtimes::generic::future_into_py::<ForkSafeRuntime, F, T>(py, fut)
+    let rt = ensure()?;
+    let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
+        py.import("asyncio")?
+            .getattr("get_running_loop")
+            .map(Bound::unbind)
+    })?;
+    let event_loop = get_loop.call0(py)?.into_bound(py);
+    let future = event_loop.call_method0(intern!(py, "create_future"))?;
+    let key = event_loop.as_ptr() as usize;
+    let loop_ref = Arc::new(event_loop.unbind());
+    let fut_ref = future.clone().unbind();
+    let task = rt.spawn(async move {
+        let deliver = fut.await;
+        complete(
+            key,
+            &loop_ref,
+            Completion {
+                future: fut_ref,
+                deliver: Box::new(deliver),
+            },
+        );
+    });
+    let canceller = Py::new(
+        py,
+        Canceller {
+            task: task.abort_handle(),
+        },
+    )?;
+    future.call_method1(intern!(py, "add_done_callback"), (canceller,))?;
+    Ok(future)
 }
