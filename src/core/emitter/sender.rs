@@ -228,7 +228,13 @@ fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Item>> {
             None => wait,
         }
         .max(Duration::from_millis(1));
-        spool_queue(s, &mut q);
+        let seen = (q.items.len(), s.flush_gen.load(Ordering::Acquire));
+        q = spool_queue(s, q);
+        if seen != (q.items.len(), s.flush_gen.load(Ordering::Acquire))
+            || s.closing.load(Ordering::Acquire) != closing
+        {
+            continue; // something arrived while the lock was released: look again
+        }
         q = match s.wake.wait_timeout(q, tick(s, wait)) {
             Ok((g, _)) => g,
             Err(p) => p.into_inner().0,
@@ -259,20 +265,37 @@ fn spool_async(s: &Shared, batch: &mut [Item]) {
 
 /// In `async` spool mode, writes every queued event not yet in the spool (called at least
 /// every [`SPOOL_TICK`] while the sender waits, so a kill -9 loses at most one tick).
-fn spool_queue(s: &Shared, q: &mut super::Queue) {
+///
+/// Called by the sender with the queue locked; the lock is released for the disk write so
+/// that `emit()` never waits on the disk. That is safe because only the sender removes
+/// items from the queue (producers only append), so the items copied out are still at the
+/// same indices when their positions are recorded.
+fn spool_queue<'a>(
+    s: &'a Shared,
+    q: std::sync::MutexGuard<'a, super::Queue>,
+) -> std::sync::MutexGuard<'a, super::Queue> {
     let Some(sp) = s.spool.as_ref().filter(|sp| sp.cfg.mode == Mode::Async) else {
-        return;
+        return q;
     };
-    for item in q.items.iter_mut().filter(|i| i.pos.is_none()) {
-        match sp.append(&item.bytes) {
-            Ok(p) => item.pos = Some(p),
-            Err(AppendError::Full) => break,
-            Err(AppendError::Io(e)) => {
-                s.spool_io_error(&e);
-                break;
-            }
-        }
+    // Events reach the spool in queue order, so the unspooled ones are a suffix.
+    let unspooled = q.items.iter().rev().take_while(|i| i.pos.is_none()).count();
+    if unspooled == 0 {
+        return q;
     }
+    let start = q.items.len() - unspooled;
+    let copies: Vec<Vec<u8>> = q.items.range(start..).map(|i| i.bytes.clone()).collect();
+    drop(q);
+    let lines: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    let (positions, err) = sp.append_many(&lines);
+    match err {
+        None | Some(AppendError::Full) => {}
+        Some(AppendError::Io(e)) => s.spool_io_error(&e),
+    }
+    let mut q = lock(&s.queue);
+    for (item, pos) in q.items.range_mut(start..).zip(positions) {
+        item.pos = Some(pos);
+    }
+    q
 }
 
 /// Longest wait between two async-mode spool writes.
@@ -299,10 +322,14 @@ fn pause(s: &Shared, d: Duration) {
     };
     let mut q = lock(&s.queue);
     loop {
-        spool_queue(s, &mut q);
+        let seen = q.items.len();
+        q = spool_queue(s, q);
         let now = Instant::now();
         if now >= end || s.flush_gen.load(Ordering::Acquire) != gen {
             return;
+        }
+        if q.items.len() != seen {
+            continue; // events arrived while the lock was released: spool them too
         }
         q = match s.wake.wait_timeout(q, tick(s, end - now)) {
             Ok((g, _)) => g,
@@ -358,7 +385,7 @@ fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
                 }
                 ticks += 1;
                 if ticks.is_multiple_of(5) {
-                    spool_queue(s, &mut lock(&s.queue));
+                    drop(spool_queue(s, lock(&s.queue)));
                 }
             }
         };

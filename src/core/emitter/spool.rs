@@ -370,6 +370,72 @@ impl Spool {
         })
     }
 
+    /// Appends several event lines with one write. Returns the positions of the lines
+    /// written (a prefix of `lines`: those that fit under `max_bytes`) and, when not all
+    /// were, why.
+    pub fn append_many(&self, lines: &[&[u8]]) -> (Vec<Pos>, Option<AppendError>) {
+        let Some(first) = lines.first() else {
+            return (Vec::new(), None);
+        };
+        // One rotation check for the batch (a segment may outgrow `segment_bytes` by one
+        // batch), through the single-line path that also opens the segment.
+        let head = match self.append(first) {
+            Ok(p) => p,
+            Err(e) => return (Vec::new(), Some(e)),
+        };
+        let seg = head.seg.clone();
+        let mut out = Vec::with_capacity(lines.len());
+        out.push(head);
+        let room = self
+            .cfg
+            .max_bytes
+            .saturating_sub(self.total.load(Ordering::Acquire));
+        let mut buf = Vec::new();
+        let mut lens = Vec::new();
+        let mut full = false;
+        for line in &lines[1..] {
+            let len = line.len() + 1;
+            if (buf.len() + len) as u64 > room {
+                full = true;
+                break;
+            }
+            buf.extend_from_slice(line);
+            buf.push(b'\n');
+            lens.push(len as u64);
+        }
+        if !buf.is_empty() {
+            let cur = lock(&self.current);
+            // Still the segment the first line went to (rotation happens under this lock).
+            if !cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &seg)) {
+                drop(cur);
+                return self.append_each(&lines[1..], out);
+            }
+            if let Err(e) = lock(&seg.file).write_all(&buf) {
+                return (out, Some(AppendError::Io(e)));
+            }
+            let mut end = seg.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
+            self.total.fetch_add(buf.len() as u64, Ordering::AcqRel);
+            for len in lens {
+                end += len;
+                out.push(Pos {
+                    seg: seg.clone(),
+                    end,
+                });
+            }
+        }
+        (out, full.then_some(AppendError::Full))
+    }
+
+    fn append_each(&self, lines: &[&[u8]], mut out: Vec<Pos>) -> (Vec<Pos>, Option<AppendError>) {
+        for line in lines {
+            match self.append(line) {
+                Ok(p) => out.push(p),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
     /// Records delivery (or a counted drop) of events: advances each segment's acknowledged
     /// offset and deletes fully acknowledged, rotated segments.
     pub fn acknowledge<'a>(&self, positions: impl Iterator<Item = &'a Pos>) {
@@ -463,4 +529,76 @@ fn close_fd(fd: i32) {
     // SAFETY: `fd` was listed in /proc/self/fd as a segment of a spool whose owning values
     // are leaked by the caller and never used or dropped again, so this is its only owner.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spool_in(dir: &Path, max_bytes: u64) -> Spool {
+        let mut cfg = SpoolConfig::new(dir.to_path_buf(), Mode::Async);
+        cfg.max_bytes = max_bytes;
+        Spool::open(cfg).unwrap().0
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "fdrs-spool-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn append_many_writes_one_batch_with_exact_positions() {
+        let dir = tmp("many");
+        let sp = spool_in(&dir, 1 << 20);
+        let lines: Vec<&[u8]> = vec![b"{\"a\":1}", b"{\"b\":22}", b"{\"c\":333}"];
+        let (pos, err) = sp.append_many(&lines);
+        assert!(err.is_none());
+        assert_eq!(
+            pos.iter().map(|p| p.end).collect::<Vec<_>>(),
+            vec![8, 17, 27]
+        );
+        let data = fs::read(&pos[0].seg.path).unwrap();
+        assert_eq!(data, b"{\"a\":1}\n{\"b\":22}\n{\"c\":333}\n");
+        assert_eq!(sp.bytes(), 27);
+        // Acknowledging everything and sealing deletes the segment.
+        sp.acknowledge(pos.iter());
+        sp.seal();
+        assert_eq!(sp.bytes(), 0);
+        assert!(!pos[0].seg.path.exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn append_many_stops_at_max_bytes() {
+        let dir = tmp("full");
+        let sp = spool_in(&dir, 20);
+        let lines: Vec<&[u8]> = vec![b"123456789", b"123456789", b"123456789"];
+        let (pos, err) = sp.append_many(&lines);
+        assert_eq!(pos.len(), 2);
+        assert!(matches!(err, Some(AppendError::Full)));
+        assert_eq!(sp.bytes(), 20);
+        let (none, err) = sp.append_many(&lines[2..]);
+        assert!(none.is_empty() && matches!(err, Some(AppendError::Full)));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn segments_appear_only_under_their_final_name() {
+        let dir = tmp("staging");
+        let sp = spool_in(&dir, 1 << 20);
+        sp.append(b"{}").unwrap();
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].ends_with(".jsonl"), "{names:?}");
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
