@@ -11,8 +11,8 @@ event as a JSON-ready dict) and scenario-specific keys. Scenarios:
 * ``fork``: emit ``n_pre`` events, fork; the child emits ``n_child`` events, flushes, closes
   and writes its stats to ``child_stats``; the parent prints ``forked``, emits ``n_post``,
   waits for the child and prints its own stats as JSON.
-* ``fork_orphan``: emit ``n`` events (server down), fork a child that sleeps; print the child's
-  pid, then sleep (the test kills this process with SIGKILL).
+* ``fork_orphan``: emit ``n`` events (server down), fork a child that sleeps; once the
+  child runs, print its pid, then sleep (the test kills this process with SIGKILL).
 """
 
 from __future__ import annotations
@@ -112,10 +112,20 @@ def fork_orphan(cfg: dict[str, Any]) -> None:
     for i in range(cfg["n"]):
         assert em.emit(event(cfg, f"{cfg['prefix']}-{i}"))
     time.sleep(0.3)
+    # The child reports once its after-fork hooks have run (os.fork() returns in the child
+    # only after them); only then does the parent announce it, so the test's kill -9 of the
+    # parent never races the child's start.
+    ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(ready_r)
+        os.write(ready_w, b"1")
+        os.close(ready_w)
         time.sleep(cfg.get("child_sleep_s", 20.0))
         os._exit(0)
+    os.close(ready_w)
+    os.read(ready_r, 1)
+    os.close(ready_r)
     out(str(pid))
     time.sleep(60)
 
