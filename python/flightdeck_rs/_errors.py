@@ -32,3 +32,24 @@ class ValidationError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self._title, self._errors))
+
+
+def check_api_token(api_token: object) -> None:
+    """Rejects a token that could never authenticate, before anything is sent.
+
+    The message never contains the token itself.
+    """
+    if api_token is None:
+        return
+    if not isinstance(api_token, str):
+        raise TypeError(f"api_token must be a str or None, got {type(api_token).__name__}")
+    if api_token != api_token.strip():
+        raise ValueError(
+            "api_token has leading or trailing whitespace; the server strips its own "
+            "token, so this one would never match (strip it before passing it)"
+        )
+    if not all(" " <= ch <= "~" for ch in api_token):
+        raise ValueError(
+            "api_token must be printable ASCII: other characters cannot be sent in an "
+            "HTTP header"
+        )

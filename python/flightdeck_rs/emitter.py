@@ -19,6 +19,7 @@ import weakref
 from types import TracebackType
 from typing import Any
 
+from flightdeck_rs._errors import check_api_token
 from flightdeck_rs._native import NativeEmitter
 
 __all__ = ["Emitter", "get_emitter"]
@@ -124,8 +125,7 @@ class Emitter:
         spool_max_bytes: int = 256 * MiB,
         spool_max_age_s: float = 7 * 24 * 3600.0,
     ) -> None:
-        if api_token is not None and api_token != api_token.strip():
-            raise ValueError("api_token has leading or trailing whitespace")
+        check_api_token(api_token)
         if atexit_timeout_s < 0:
             raise ValueError(f"atexit_timeout_s must be >= 0, got {atexit_timeout_s}")
         self._base_url = base_url.rstrip("/")

@@ -116,6 +116,8 @@ impl Error {
                 return match io.kind() {
                     std::io::ErrorKind::TimedOut => Self::ReadTimeout(chain),
                     std::io::ErrorKind::BrokenPipe => Self::Write(chain),
+                    // A body cut short of its Content-Length (or chunked end).
+                    std::io::ErrorKind::UnexpectedEof => Self::RemoteProtocol(chain),
                     _ => Self::Read(chain),
                 };
             }

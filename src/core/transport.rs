@@ -2,13 +2,17 @@
 //! bearer header and the retry loop.
 
 use std::cell::RefCell;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::core::api::{ApiRequest, Method};
 use crate::core::error::{Error, Phase};
@@ -140,6 +144,8 @@ pub struct Client {
     /// The pool used from the shared runtime (async face).
     http: Mutex<Option<Http>>,
     closed: Arc<AtomicBool>,
+    /// Flipped by [`Client::close`]: ends the calls in flight.
+    shutdown: watch::Sender<bool>,
     slots: Semaphore,
 }
 
@@ -168,6 +174,7 @@ impl Client {
             auth,
             http: Mutex::new(None),
             closed: Arc::new(AtomicBool::new(false)),
+            shutdown: watch::Sender::new(false),
             slots,
         })
     }
@@ -194,19 +201,35 @@ impl Client {
         h
     }
 
-    /// Closes the client: the pool is dropped and later requests fail with [`Error::Closed`].
+    /// Closes the client: calls in flight end with [`Error::Read`], the pools are dropped
+    /// and later requests fail with [`Error::Closed`].
+    ///
+    /// The shared pool's connections close at once, and so do this thread's (its runtime
+    /// is run for a moment so that their tasks see the pool gone). A pool that another
+    /// thread drives closes when that thread next makes a call (with any client), or exits.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.shutdown.send_replace(true);
         let mut g = self.http.lock().unwrap_or_else(|p| p.into_inner());
         *g = None;
         drop(g);
-        // This thread's pools go now; other threads drop theirs when they next add one.
         let generation = runtime::thread_generation();
-        let _ = LOCAL_POOLS.try_with(|pools| {
-            if let Ok(mut pools) = pools.try_borrow_mut() {
-                prune(&mut pools, generation);
-            }
-        });
+        let pruned = LOCAL_POOLS
+            .try_with(|pools| match pools.try_borrow_mut() {
+                Ok(mut pools) => prune(&mut pools, generation),
+                Err(_) => 0,
+            })
+            .unwrap_or(0);
+        if pruned > 0 {
+            // Idle connections' tasks were woken by the pool's drop; let them finish
+            // (closing their sockets). Refused inside a running runtime: then they close
+            // on this thread's next call.
+            let _ = runtime::block_on_local(async {
+                for _ in 0..4 {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
     }
 
     /// Whether [`Client::close`] was called.
@@ -243,8 +266,12 @@ impl Client {
 
     fn local_http(&self, generation: u64) -> Result<reqwest::Client, Error> {
         let found = LOCAL_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if pools.iter().any(|p| !p.is_live()) {
+                // A client closed from another thread: its pool here goes now.
+                prune(&mut pools, Some(generation));
+            }
             pools
-                .borrow()
                 .iter()
                 .find(|p| p.client_id == self.id && p.generation == generation)
                 .map(|p| p.http.clone())
@@ -311,18 +338,29 @@ impl Client {
         };
         let mut headers = HeaderMap::with_capacity(2);
         let mut rb = http.request(method, url);
+        let mut upload = None;
         if let Some(body) = &req.body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            rb = rb.body(body.clone());
+            if body.len() > TRACKED_UPLOAD_OVER {
+                let (tracked, done) = Upload::new(Bytes::from(body.clone()));
+                upload = Some(done);
+                rb = rb.body(reqwest::Body::wrap(tracked));
+            } else {
+                rb = rb.body(body.clone());
+            }
         }
         if let Some(a) = &self.auth {
             headers.insert(AUTHORIZATION, a.clone());
         }
-        let resp = rb
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|e| Error::from_reqwest(&e))?;
+        let resp = rb.headers(headers).send().await.map_err(|e| {
+            match (Error::from_reqwest(&e), upload) {
+                // The server stopped reading before the body was all handed over.
+                (Error::ReadTimeout(m), Some(done)) if !done.load(Ordering::Acquire) => {
+                    Error::WriteTimeout(m)
+                }
+                (err, _) => err,
+            }
+        })?;
         let status = resp.status().as_u16();
         let reason = match resp.extensions().get::<hyper::ext::ReasonPhrase>() {
             Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
@@ -369,7 +407,16 @@ impl Client {
         let mut attempt: u32 = 0;
         let result = loop {
             let result = match &url {
-                Ok(u) => attempt_fn(u.clone()).await,
+                Ok(u) => {
+                    let mut shutdown = self.shutdown.subscribe();
+                    tokio::select! {
+                        biased;
+                        r = attempt_fn(u.clone()) => r,
+                        _ = shutdown.wait_for(|closed| *closed) => Err(Error::Read(
+                            "the client was closed while the request was in flight".into(),
+                        )),
+                    }
+                }
                 Err(e) => Err(clone_err(e)),
             };
             match result {
@@ -469,6 +516,59 @@ impl Status for (Response, Option<BodyStream>) {
     }
 }
 
+/// Request bodies larger than this are handed to the connection in pieces, so that a
+/// timeout can tell a stalled upload ([`Error::WriteTimeout`]) from a slow answer. Smaller
+/// ones fit in the socket buffers whether or not the server reads them.
+const TRACKED_UPLOAD_OVER: usize = 256 * 1024;
+const UPLOAD_PIECE: usize = 64 * 1024;
+
+/// A request body that records when its last piece was taken by the connection.
+struct Upload {
+    rest: Bytes,
+    done: Arc<AtomicBool>,
+}
+
+impl Upload {
+    fn new(body: Bytes) -> (Self, Arc<AtomicBool>) {
+        let done = Arc::new(AtomicBool::new(body.is_empty()));
+        (
+            Self {
+                rest: body,
+                done: done.clone(),
+            },
+            done,
+        )
+    }
+}
+
+impl http_body::Body for Upload {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        let n = self.rest.len().min(UPLOAD_PIECE);
+        let piece = self.rest.split_to(n);
+        if self.rest.is_empty() {
+            self.done.store(true, Ordering::Release);
+        }
+        Poll::Ready(Some(Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
 /// The unread body of a response opened with [`Client::open`].
 #[derive(Debug)]
 pub struct BodyStream {
@@ -487,14 +587,18 @@ impl BodyStream {
 
 /// Drops the pools of closed or dropped clients; pools of another runtime generation (one
 /// inherited across `fork()`, or one whose runtime is gone) are leaked, never shut down here.
-fn prune(pools: &mut Vec<LocalPool>, generation: Option<u64>) {
+fn prune(pools: &mut Vec<LocalPool>, generation: Option<u64>) -> usize {
+    let mut dropped = 0;
     for p in std::mem::take(pools) {
         if Some(p.generation) != generation {
             std::mem::forget(p);
         } else if p.is_live() {
             pools.push(p);
+        } else {
+            dropped += 1;
         }
     }
+    dropped
 }
 
 fn clone_err(e: &Error) -> Error {
@@ -605,6 +709,98 @@ mod tests {
             .unwrap();
         // Adding c3's pool pruned the pool of the dropped c2.
         assert_eq!(pools(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_a_protocol_error() {
+        let (url, _) =
+            server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"status\": \"o").await;
+        let c = Client::new(Config::new(&url)).unwrap();
+        let e = c.send(&api::health()).await.unwrap_err();
+        assert!(matches!(e, Error::RemoteProtocol(_)), "{e:?}");
+    }
+
+    /// A server that accepts connections and never reads from them.
+    async fn deaf_server() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = l.accept().await {
+                held.push(sock);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_stalled_upload_is_a_write_timeout_and_a_silent_server_a_read_timeout() {
+        let url = deaf_server().await;
+        let mut cfg = Config::new(&url);
+        cfg.timeout = Some(Duration::from_millis(300));
+        let c = Client::new(cfg).unwrap();
+        // Far more than the socket buffers hold.
+        let e = c
+            .send(&api::ingest(vec![b' '; 64 << 20]))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::WriteTimeout(_)), "{e:?}");
+        // A small body fits in the buffers: the wait is for the answer.
+        let e = c.send(&api::ingest(b"[]".to_vec())).await.unwrap_err();
+        assert!(matches!(e, Error::ReadTimeout(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_keeps_its_content_length() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let body_len = TRACKED_UPLOAD_OVER * 3 + 7;
+        let head = tokio::spawn(async move {
+            let (mut sock, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            loop {
+                let n = sock.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    if buf.len() >= end + 4 + body_len {
+                        break;
+                    }
+                }
+            }
+            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+            sock.write_all(reply).await.unwrap();
+            let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+            text[..text.find("\r\n\r\n").unwrap()].to_string()
+        });
+        let c = Client::new(Config::new(&url)).unwrap();
+        let r = c.send(&api::ingest(vec![b' '; body_len])).await.unwrap();
+        assert_eq!(r.status, 200);
+        let head = head.await.unwrap();
+        assert!(
+            head.contains(&format!("content-length: {body_len}")),
+            "{head}"
+        );
+        assert!(!head.contains("transfer-encoding"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn close_ends_the_calls_in_flight() {
+        let url = deaf_server().await;
+        let c = Arc::new(Client::new(Config::new(&url)).unwrap());
+        let call = tokio::spawn({
+            let c = c.clone();
+            async move { c.send(&api::health()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.close();
+        let e = tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, Error::Read(_)), "{e:?}");
     }
 
     #[tokio::test]

@@ -93,7 +93,8 @@ impl NativeResponse {
         let d = PyDict::new(py);
         for k in EXPORT_HEADER_KEYS {
             if let Some(v) = self.inner.header(k) {
-                d.set_item(k, String::from_utf8_lossy(v))?;
+                let all = self.inner.headers.iter().map(|(_, v)| v.as_slice());
+                d.set_item(k, crate::py::convert::header_text(all, v))?;
             }
         }
         Ok(d)
@@ -251,7 +252,7 @@ impl NativeClient {
 /// unraisable, never raised into the call.
 fn py_observer(cb: Py<PyAny>) -> Observer {
     Observer(Arc::new(move |n: &Notice<'_>| {
-        Python::attach(|py| {
+        crate::py::runtime::attach(|py| {
             let run = || -> PyResult<()> {
                 let d = PyDict::new(py);
                 let kind = match n {

@@ -512,3 +512,13 @@ pub fn query_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
     }
     Ok(v.str()?.to_str()?.to_string())
 }
+
+/// A response header's value as text, decoded as httpx decodes it: UTF-8 when every header
+/// value of the response is valid UTF-8, else ISO-8859-1 (each byte one character).
+pub fn header_text<'a>(all: impl IntoIterator<Item = &'a [u8]>, value: &[u8]) -> String {
+    let utf8 = all.into_iter().all(|v| std::str::from_utf8(v).is_ok());
+    match std::str::from_utf8(value) {
+        Ok(s) if utf8 => s.to_owned(),
+        _ => value.iter().map(|&b| char::from(b)).collect(),
+    }
+}

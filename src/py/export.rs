@@ -298,7 +298,8 @@ impl NativeExportStream {
         for k in EXPORT_HEADER_KEYS {
             let lower = k.to_ascii_lowercase();
             if let Some((_, v)) = self.headers.iter().find(|(n, _)| *n == lower) {
-                d.set_item(k, String::from_utf8_lossy(v))?;
+                let all = self.headers.iter().map(|(_, v)| v.as_slice());
+                d.set_item(k, crate::py::convert::header_text(all, v))?;
             }
         }
         Ok(d)

@@ -26,6 +26,12 @@ pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::NativeResponse>()?;
     m.add_class::<export::NativeExportStream>()?;
     m.add_class::<emitter::NativeEmitter>()?;
+    // Before the interpreter starts finalizing, our I/O threads stop taking the GIL.
+    let prepare_exit = wrap_pyfunction!(runtime::prepare_exit, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (&prepare_exit,))?;
+    m.add_function(prepare_exit)?;
     m.add_function(wrap_pyfunction!(client::health, m)?)?;
     m.add_function(wrap_pyfunction!(client::get_workspace, m)?)?;
     m.add_function(wrap_pyfunction!(client::get_metrics, m)?)?;

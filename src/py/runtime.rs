@@ -3,8 +3,9 @@
 //! runtime of `core::runtime`.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
@@ -15,6 +16,53 @@ use crate::core::runtime;
 
 fn ensure() -> PyResult<std::sync::Arc<tokio::runtime::Runtime>> {
     runtime::get().map_err(|e| PyRuntimeError::new_err(format!("cannot start I/O runtime: {e}")))
+}
+
+/// Set at interpreter exit (an `atexit` hook, while Python is still whole): from then on
+/// no thread of ours takes the GIL. A thread that tries to once finalization has begun is
+/// ended by the interpreter in the middle of Rust code, which aborts the process.
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Threads inside [`attach`] right now.
+static ATTACHED: AtomicUsize = AtomicUsize::new(0);
+
+struct Attached;
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        ATTACHED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs `f` with the GIL from a thread that holds no Python state (an I/O thread, or a
+/// caller whose GIL is released), unless the interpreter is exiting: `None` then.
+pub fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    ATTACHED.fetch_add(1, Ordering::SeqCst);
+    let _attached = Attached;
+    if EXITING.load(Ordering::SeqCst) {
+        return None;
+    }
+    Some(Python::attach(f))
+}
+
+/// Registered with `atexit`: stops our threads from taking the GIL and waits (GIL
+/// released, at most `timeout_s`) for those that hold or wait for it. Futures still running
+/// are dropped unresolved: their event loops are gone.
+#[pyfunction]
+#[pyo3(signature = (timeout_s = 2.0))]
+pub fn prepare_exit(py: Python<'_>, timeout_s: f64) {
+    EXITING.store(true, Ordering::SeqCst);
+    let limit = Duration::try_from_secs_f64(timeout_s).unwrap_or(Duration::ZERO);
+    py.detach(|| {
+        let start = Instant::now();
+        while ATTACHED.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+/// Checks for signals (Ctrl-C) from a thread blocked in a call; nothing at exit.
+fn check_signals() -> PyResult<()> {
+    attach(|py| py.check_signals()).unwrap_or(Ok(()))
 }
 
 /// Runs `fut` to completion on the calling thread's own current-thread runtime, with the
@@ -34,7 +82,7 @@ where
                     biased;
                     v = &mut fut => return Ok(v),
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                        Python::attach(|py| py.check_signals())?;
+                        check_signals()?;
                     }
                 }
             }
@@ -65,7 +113,7 @@ where
                     biased;
                     v = &mut fut => return Ok(v),
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                        Python::attach(|py| py.check_signals())?;
+                        check_signals()?;
                     }
                 }
             }
@@ -155,7 +203,7 @@ fn complete(key: usize, event_loop: &Arc<Py<PyAny>>, c: Completion) {
         }
     };
     if first {
-        Python::attach(|py| {
+        attach(|py| {
             let scheduled = DRAIN
                 .get_or_try_init(py, || {
                     wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())

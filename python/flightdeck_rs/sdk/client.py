@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from flightdeck_rs import _logging, _native
+from flightdeck_rs._errors import check_api_token
 from flightdeck_rs._native import (
     NativeClient,
     NativeExportStream,
@@ -55,14 +56,7 @@ def _native_client(
     retry_backoff_s: float,
     api_token: str | None,
 ) -> NativeClient:
-    if api_token is not None:
-        if not isinstance(api_token, str):
-            raise TypeError(f"api_token must be a str or None, got {type(api_token).__name__}")
-        if api_token != api_token.strip():
-            raise ValueError(
-                "api_token has leading or trailing whitespace; the server strips its own "
-                "token, so this one would never match (strip it before passing it)"
-            )
+    check_api_token(api_token)
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
     return NativeClient(
