@@ -31,6 +31,7 @@ __all__ = [
     "ingest",
     "NativeBatch",
     "collect",
+    "prepare_exit",
 ]
 
 __version__: str
@@ -200,6 +201,9 @@ class NativeClient:
     def closed(self) -> bool: ...
     @property
     def base_url(self) -> str: ...
+
+def prepare_exit(timeout_s: float = 2.0) -> None:
+    """Registered with ``atexit``: I/O threads stop taking the GIL before finalization."""
 
 def health() -> NativeRequest: ...
 def get_workspace() -> NativeRequest: ...
