@@ -131,6 +131,27 @@ bench-rust: ## Criterion benchmarks of the pure-Rust hot paths (validate, serial
 	$(PYO3_ENV) LD_LIBRARY_PATH="$(PY_LIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
 		$(CARGO) bench --bench core
 
+# cargo-fuzz targets of the pure-Rust core (fuzz/: own workspace, target dir fuzz/target; not
+# part of CI). Needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP lets the stable toolchain take
+# libFuzzer's flags. Each target runs FUZZ_SECONDS and goes on past a crash; crash inputs are
+# kept in fuzz/artifacts/<target>/ and make the run fail.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = validate_json timestamp export_lines
+
+.PHONY: fuzz
+fuzz: ## Fuzz the Rust validation, timestamp and NDJSON paths, FUZZ_SECONDS per target
+	@command -v cargo-fuzz >/dev/null || { echo "error: run 'cargo install cargo-fuzz'" >&2; exit 1; }
+	@libdir="$(PY_LIBDIR)"; cd fuzz && for t in $(FUZZ_TARGETS); do \
+		rm -rf "artifacts/$$t"; mkdir -p "corpus/$$t"; \
+		echo "--- fuzz $$t ($(FUZZ_SECONDS) s)"; \
+		$(PYO3_ENV) RUSTC_BOOTSTRAP=1 \
+			LD_LIBRARY_PATH="$$libdir$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+			$(CARGO) fuzz run "$$t" "corpus/$$t" "seeds/$$t" -- \
+			-max_total_time=$(FUZZ_SECONDS) -fork=1 -ignore_crashes=1 || exit 1; \
+	done; \
+	crashes=$$(find artifacts -type f 2>/dev/null); \
+	if [ -n "$$crashes" ]; then echo "crash inputs:" $$crashes >&2; exit 1; fi
+
 .PHONY: bench-quick
 bench-quick: $(WHEEL_STAMP) ## Benchmark smoke run: tiny sizes, correctness only (< 60 s)
 	$(BENCH_DEPS)
