@@ -26,6 +26,11 @@ pub enum Error {
     /// The connection broke while sending the request (`httpx.WriteError`).
     #[error("{0}")]
     Write(String),
+    /// The server reset the connection before taking the whole request body. httpx's
+    /// async transport reports a `ReadError`; its sync one ignores the failed write and
+    /// reports the closed connection it then reads (`RemoteProtocolError`).
+    #[error("{0}")]
+    UploadReset(String),
     /// The server violated HTTP/1.1 or closed without a response (`httpx.RemoteProtocolError`).
     #[error("{0}")]
     RemoteProtocol(String),
@@ -71,6 +76,7 @@ impl Error {
             Self::WriteTimeout(_) => "WriteTimeout",
             Self::Read(_) => "ReadError",
             Self::Write(_) => "WriteError",
+            Self::UploadReset(_) => "ReadError",
             Self::RemoteProtocol(_) => "RemoteProtocolError",
             Self::LocalProtocol(_) => "LocalProtocolError",
             Self::UnsupportedProtocol(_) => "UnsupportedProtocol",
@@ -96,7 +102,11 @@ impl Error {
 
     /// Classifies a reqwest error by walking its cause chain.
     pub fn from_reqwest(e: &reqwest::Error) -> Self {
-        let chain = describe_chain(e);
+        let mut chain = describe_chain(e);
+        if let Some(url) = e.url() {
+            // The URL may carry query parameters; the message (and logs) leave it out.
+            chain = chain.replacen(&format!(" for url ({url})"), "", 1);
+        }
         if e.is_builder() {
             return Self::LocalProtocol(chain);
         }

@@ -302,7 +302,12 @@ impl Client {
             .http1_only()
             .tcp_nodelay(true);
         if let Some(t) = self.cfg.timeout {
-            b = b.connect_timeout(t).read_timeout(t);
+            // The head's deadline runs from the start of the request, connecting included;
+            // the margin lets a stalled connect or TLS handshake end as the connect timeout
+            // it is (never sent, so safe to retry) rather than as a read timeout.
+            b = b
+                .connect_timeout(t)
+                .read_timeout(t + CONNECT_MARGIN.min(t / 2));
         }
         b.build().map_err(|e| Error::from_reqwest(&e))
     }
@@ -357,6 +362,9 @@ impl Client {
                 // The server stopped reading before the body was all handed over.
                 (Error::ReadTimeout(m), Some(done)) if !done.load(Ordering::Acquire) => {
                     Error::WriteTimeout(m)
+                }
+                (Error::Read(m) | Error::Write(m), Some(done)) if !done.load(Ordering::Acquire) => {
+                    Error::UploadReset(m)
                 }
                 (err, _) => err,
             }
@@ -515,6 +523,9 @@ impl Status for (Response, Option<BodyStream>) {
         self.0.status
     }
 }
+
+/// How much longer than the connect timeout the response head may take.
+const CONNECT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Request bodies larger than this are handed to the connection in pieces, so that a
 /// timeout can tell a stalled upload ([`Error::WriteTimeout`]) from a slow answer. Smaller

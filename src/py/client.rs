@@ -14,7 +14,7 @@ use crate::core::event::RunEvent;
 use crate::core::transport::{BodyStream, Client, Config, Notice, Observer, Response};
 
 use super::convert::query_value;
-use super::errors::to_pyerr;
+use super::errors::{to_pyerr, to_pyerr_sync};
 use super::export::NativeExportStream;
 use super::models::{validate_event, PyRunEvent};
 use super::runtime;
@@ -177,7 +177,12 @@ impl NativeClient {
         let r = &req.inner;
         match runtime::block_on(py, client.send(r))? {
             Ok(resp) => Ok(NativeResponse { inner: resp }),
-            Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &self.inner.url_for(r))),
+            Err(e) => Err(to_pyerr_sync(
+                py,
+                e,
+                r.method.as_str(),
+                &self.inner.url_for(r),
+            )),
         }
     }
 
@@ -206,7 +211,7 @@ impl NativeClient {
         let url = self.inner.url_for(r);
         match runtime::block_on_shared(py, client.open(r))? {
             Ok((head, body)) => Ok(opened(head, body, r.method.as_str(), url)),
-            Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &url)),
+            Err(e) => Err(to_pyerr_sync(py, e, r.method.as_str(), &url)),
         }
     }
 
@@ -613,7 +618,12 @@ impl NativeClient {
         match out {
             Ok((r, resp)) => Ok(Some((req(r), NativeResponse { inner: resp }))),
             Err(None) => Err(non_finite()),
-            Err(Some((r, e))) => Err(to_pyerr(py, e, r.method.as_str(), &self.inner.url_for(&r))),
+            Err(Some((r, e))) => Err(to_pyerr_sync(
+                py,
+                e,
+                r.method.as_str(),
+                &self.inner.url_for(&r),
+            )),
         }
     }
 
@@ -648,9 +658,12 @@ impl NativeClient {
         }
         match (sent, r) {
             (Some(Ok(resp)), _) => Ok(Some(NativeResponse { inner: resp })),
-            (Some(Err(e)), Some(r)) => {
-                Err(to_pyerr(py, e, r.method.as_str(), &self.inner.url_for(r)))
-            }
+            (Some(Err(e)), Some(r)) => Err(to_pyerr_sync(
+                py,
+                e,
+                r.method.as_str(),
+                &self.inner.url_for(r),
+            )),
             _ => Ok(None),
         }
     }

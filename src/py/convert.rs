@@ -99,7 +99,12 @@ fn tz_offset(dt: &Bound<'_, PyAny>, tz: &Bound<'_, PyAny>) -> PyResult<Option<i3
         return Ok(None);
     }
     let d = off.cast::<PyDelta>()?;
-    Ok(Some(d.get_days() * 86_400 + d.get_seconds()))
+    // Rounded to the second, as pydantic does (an offset of 59.999999 s dumps as +00:01).
+    let micros = i64::from(d.get_days()) * 86_400_000_000
+        + i64::from(d.get_seconds()) * 1_000_000
+        + i64::from(d.get_microseconds());
+    let secs = (micros as f64 / 1e6).round() as i32;
+    Ok(Some(secs))
 }
 
 /// Reads a `datetime.datetime` (or subclass) into a [`Timestamp`].

@@ -23,6 +23,18 @@ pub fn to_pyerr(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
     httpx_error(py, class, &e.to_string(), request)
 }
 
+/// [`to_pyerr`] for the blocking face, whose httpx transport reports a reset during the
+/// upload as the closed connection it reads afterwards.
+pub fn to_pyerr_sync(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
+    let e = match e {
+        Error::UploadReset(_) => {
+            Error::RemoteProtocol("Server disconnected without sending a response.".into())
+        }
+        other => other,
+    };
+    to_pyerr(py, e, method, url)
+}
+
 fn httpx_error(py: Python<'_>, class: &str, msg: &str, request: Option<Bound<'_, PyAny>>) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let cls = py.import("httpx")?.getattr(class)?;

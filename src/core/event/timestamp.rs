@@ -42,10 +42,17 @@ impl Timestamp {
         }
     }
 
-    /// The wire form: the instant converted to UTC, always with `Z`.
+    /// The wire form: the instant converted to UTC, with `Z`. An instant whose UTC date
+    /// falls outside years 1 to 9999 (a wall time at the edge of the range with a large
+    /// offset) keeps its offset instead, since no four-digit UTC date can express it.
     pub fn write_utc(&self, out: &mut Vec<u8>) {
-        write_naive(out, &self.utc_naive());
-        out.push(b'Z');
+        let utc = self.utc_naive();
+        if (1..=9999).contains(&utc.year()) {
+            write_naive(out, &utc);
+            out.push(b'Z');
+        } else {
+            self.write_pydantic(out);
+        }
     }
 
     /// The wire form as a `String`.
@@ -62,30 +69,111 @@ impl Timestamp {
         String::from_utf8(v).unwrap_or_default()
     }
 
-    /// Builds an aware UTC timestamp from Unix epoch seconds, or milliseconds when the
-    /// magnitude exceeds 2e10 (pydantic's rule).
+    /// Builds an aware UTC timestamp from a Unix time given as a float, the way pydantic
+    /// does: the whole part counts seconds, or milliseconds when its magnitude exceeds
+    /// 2e10; the fraction is rounded to the microsecond (of that unit).
     ///
     /// # Errors
-    /// Returns a message when the value is not finite or out of range.
+    /// Returns pydantic's message when the value is not finite or out of range.
     pub fn from_epoch(v: f64) -> Result<Self, &'static str> {
         if !v.is_finite() {
             return Err("invalid datetime format, expected a finite number");
         }
-        let secs = if v.abs() > 2e10 { v / 1000.0 } else { v };
-        let whole = secs.floor();
-        let mut micros = ((secs - whole) * 1e6).round() as i64;
-        let mut whole = whole as i64;
-        if micros >= 1_000_000 {
-            whole += 1;
-            micros -= 1_000_000;
+        let whole = v.trunc();
+        if whole.abs() >= 9.0e18 {
+            return Err(if v < 0.0 { EPOCH_BEFORE } else { EPOCH_AFTER });
         }
-        let dt = DateTime::from_timestamp(whole, (micros * 1000) as u32)
-            .ok_or("dates after 9999 are not supported as unix timestamps")?;
+        let frac = ((v - whole).abs() * 1e6).round() as i64;
+        Self::from_epoch_parts(whole as i64, frac, v < 0.0)
+    }
+
+    /// [`Timestamp::from_epoch`] for an integer.
+    ///
+    /// # Errors
+    /// Returns pydantic's message when the value is out of range.
+    pub fn from_epoch_int(v: i64) -> Result<Self, &'static str> {
+        Self::from_epoch_parts(v, 0, v < 0)
+    }
+
+    /// `whole` seconds or milliseconds, plus `frac` millionths of that unit, away from
+    /// zero when `negative`.
+    fn from_epoch_parts(whole: i64, frac: i64, negative: bool) -> Result<Self, &'static str> {
+        let sign: i128 = if negative { -1 } else { 1 };
+        let micros: i128 = if whole.unsigned_abs() > 20_000_000_000 {
+            if whole > MAX_EPOCH_MS {
+                return Err(EPOCH_AFTER);
+            }
+            if whole < MIN_EPOCH_MS {
+                return Err(EPOCH_BEFORE);
+            }
+            i128::from(whole) * 1000 + sign * i128::from(frac / 1000)
+        } else {
+            i128::from(whole) * 1_000_000 + sign * i128::from(frac)
+        };
+        let secs = i64::try_from(micros.div_euclid(1_000_000)).map_err(|_| EPOCH_AFTER)?;
+        let sub = u32::try_from(micros.rem_euclid(1_000_000)).map_err(|_| EPOCH_AFTER)?;
+        let dt = DateTime::from_timestamp(secs, sub * 1000).ok_or(EPOCH_AFTER)?;
         Ok(Self {
             naive: dt.naive_utc(),
             offset: Some(0),
         })
     }
+
+    /// Whether the wall-clock year is one Python's `datetime` can hold (1 to 9999).
+    pub fn year_in_range(&self) -> bool {
+        (1..=9999).contains(&self.naive.year())
+    }
+}
+
+/// pydantic's messages for Unix times out of range, and for year 0 (which ISO text and
+/// Unix times can reach but Python's `datetime` cannot hold).
+pub const EPOCH_AFTER: &str = "dates after 9999 are not supported as unix timestamps";
+pub const EPOCH_BEFORE: &str = "dates before 0000 are not supported as unix timestamps";
+pub const YEAR_ZERO: &str = "year 0 is out of range";
+/// 9999-12-31T23:59:59.999 and 0000-01-01T00:00:00 in Unix milliseconds.
+const MAX_EPOCH_MS: i64 = 253_402_300_799_999;
+const MIN_EPOCH_MS: i64 = -62_167_219_200_000;
+
+/// The Unix time a string spells, if it is a number the way pydantic reads one: an
+/// optional sign, then digits (an integer that fits in 64 bits), or digits with a decimal
+/// point and an optional exponent after the fraction.
+fn epoch_text(t: &str) -> Option<Result<Timestamp, ParseError>> {
+    let b = t.as_bytes();
+    let body = match b.first() {
+        Some(b'+' | b'-') => &b[1..],
+        _ => b,
+    };
+    let int_len = body.iter().take_while(|c| c.is_ascii_digit()).count();
+    let rest = &body[int_len..];
+    if rest.is_empty() {
+        if int_len == 0 {
+            return None;
+        }
+        let v = t.parse::<i64>().ok()?;
+        return Some(Timestamp::from_epoch_int(v).map_err(ParseError));
+    }
+    if rest[0] != b'.' {
+        return None;
+    }
+    let frac_len = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if int_len + frac_len == 0 {
+        return None;
+    }
+    let exp = &rest[1 + frac_len..];
+    if !exp.is_empty() {
+        let digits = match exp.get(1) {
+            Some(b'+' | b'-') => &exp[2..],
+            _ => &exp[1..],
+        };
+        if !matches!(exp[0], b'e' | b'E')
+            || digits.is_empty()
+            || !digits.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+    }
+    let v = t.parse::<f64>().ok()?;
+    Some(Timestamp::from_epoch(v).map_err(ParseError))
 }
 
 fn push2(out: &mut Vec<u8>, v: u32) {
@@ -180,15 +268,9 @@ pub fn parse_isoformat(s: &str) -> Result<Timestamp, ParseError> {
 
 fn parse_inner(s: &str, offset_seconds: bool) -> Result<Timestamp, ParseError> {
     let t = s.as_bytes();
-    if !offset_seconds
-        && !t.is_empty()
-        && t.iter()
-            .all(|c| c.is_ascii_digit() || *c == b'.' || *c == b'-' || *c == b'+')
-        && t.len() < 20
-        && !t[1..].contains(&b'-')
-    {
-        if let Ok(v) = s.parse::<f64>() {
-            return Timestamp::from_epoch(v).map_err(ParseError);
+    if !offset_seconds {
+        if let Some(r) = epoch_text(s) {
+            return r;
         }
     }
     let mut c = Cursor { b: t, i: 0 };
@@ -360,5 +442,62 @@ mod tests {
             Timestamp::from_epoch(-1.0).map(|t| t.to_pydantic_string()),
             Ok("1969-12-31T23:59:59Z".to_string())
         );
+        let f = |v: f64| Timestamp::from_epoch(v).map(|t| t.to_pydantic_string());
+        // Milliseconds keep their exact value; fractions round to the microsecond.
+        assert_eq!(
+            f(9_999_999_999_998.0),
+            Ok("2286-11-20T17:46:39.998000Z".into())
+        );
+        assert_eq!(
+            f(9_999_999_999_998.25),
+            Ok("2286-11-20T17:46:39.998250Z".into())
+        );
+        assert_eq!(f(1.000_000_5), Ok("1970-01-01T00:00:01.000001Z".into()));
+        assert_eq!(f(-1.000_000_5), Ok("1969-12-31T23:59:58.999999Z".into()));
+        assert_eq!(
+            f(-20_000_000_001.5),
+            Ok("1969-05-14T12:26:39.998500Z".into())
+        );
+        assert_eq!(f(2e10), Ok("2603-10-11T11:33:20Z".into()));
+        // The range of Python's datetime.
+        assert_eq!(
+            f(253_402_300_799_999.0),
+            Ok("9999-12-31T23:59:59.999000Z".into())
+        );
+        assert_eq!(f(253_402_300_800_000.0), Err(EPOCH_AFTER));
+        assert_eq!(f(3e14), Err(EPOCH_AFTER));
+        assert_eq!(f(-6.3e13), Err(EPOCH_BEFORE));
+        assert_eq!(f(8e30), Err(EPOCH_AFTER));
+        let year0 =
+            Timestamp::from_epoch_int(-62_135_596_801_000).unwrap_or_else(|_| unreachable!());
+        assert!(!year0.year_in_range());
+    }
+
+    #[test]
+    fn numeric_text_is_a_unix_time() {
+        assert_eq!(p("00000000000000000001"), "1970-01-01T00:00:01Z");
+        assert_eq!(p("1.5e3"), "1970-01-01T00:25:00Z");
+        assert_eq!(p("+.5e1"), "1970-01-01T00:00:05Z");
+        assert_eq!(p("-.5"), "1969-12-31T23:59:59.500000Z");
+        assert_eq!(p("1."), "1970-01-01T00:00:01Z");
+        assert_eq!(p("1700000000.000000000"), "2023-11-14T22:13:20Z");
+        assert_eq!(p("9999999999998"), "2286-11-20T17:46:39.998000Z");
+        assert_eq!(p("5045022524244243"), format!("ERR {EPOCH_AFTER}"));
+        // Not numbers: an exponent without a fraction, an integer beyond 64 bits.
+        assert!(p("1e3").starts_with("ERR"));
+        assert_eq!(
+            p("99999999999999999999"),
+            "ERR invalid date separator, expected `-`"
+        );
+    }
+
+    #[test]
+    fn the_wire_form_keeps_the_offset_when_utc_leaves_the_four_digit_years() {
+        let t = parse("9999-12-31T23:59:59-23:59").unwrap_or_else(|_| unreachable!());
+        assert_eq!(t.to_utc_string(), "9999-12-31T23:59:59-23:59");
+        let t = parse("0001-01-01T00:00:00+23:59").unwrap_or_else(|_| unreachable!());
+        assert_eq!(t.to_utc_string(), "0001-01-01T00:00:00+23:59");
+        let t = parse("9999-12-31T00:00:00-23:59").unwrap_or_else(|_| unreachable!());
+        assert_eq!(t.to_utc_string(), "9999-12-31T23:59:00Z");
     }
 }

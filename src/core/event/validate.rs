@@ -541,7 +541,7 @@ fn datetime<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Tim
             Some(("error", CtxValue::Str(why.to_string()))),
         );
     };
-    let epoch = |ctx: &mut Ctx<S::Input>, f: f64| match Timestamp::from_epoch(f) {
+    let epoch = |ctx: &mut Ctx<S::Input>, r: Result<Timestamp, &'static str>| match r {
         Ok(t) => Some(t),
         Err(why) => {
             ctx.push_err(
@@ -554,14 +554,22 @@ fn datetime<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Tim
             None
         }
     };
-    match v.scalar() {
+    let parsed = match v.scalar() {
         Scalar::DateTime(t) => Some(t),
         Scalar::Date(d) => Some(Timestamp {
             naive: d.and_time(NaiveTime::MIN),
             offset: None,
         }),
-        Scalar::Int(i) => epoch(ctx, i as f64),
-        Scalar::Float(f) => epoch(ctx, f),
+        Scalar::Int(i) => epoch(ctx, Timestamp::from_epoch_int(i)),
+        Scalar::BigInt(negative) => epoch(
+            ctx,
+            Err(if negative {
+                timestamp::EPOCH_BEFORE
+            } else {
+                timestamp::EPOCH_AFTER
+            }),
+        ),
+        Scalar::Float(f) => epoch(ctx, Timestamp::from_epoch(f)),
         Scalar::Str(s) => match timestamp::parse(&s) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -592,6 +600,11 @@ fn datetime<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Tim
             );
             None
         }
+    };
+    match parsed {
+        // Text and Unix times can reach year 0, which Python's datetime cannot hold.
+        Some(t) if !t.year_in_range() => epoch(ctx, Err(timestamp::YEAR_ZERO)),
+        other => other,
     }
 }
 
