@@ -10,9 +10,22 @@ connection, records it, then acts:
 * ``Hang()`` — never answer (until the server stops).
 * ``Partial(data)`` — send ``data`` (e.g. half a status line) and then hang.
 * ``Drip(response, piece, interval)`` — send a response slowly, ``piece`` bytes at a time.
+* ``Truncated(response, missing, reset)`` — send all but the last ``missing`` bytes of a
+  response (its ``Content-Length`` promises more), then close (FIN, or RST with ``reset``).
+* ``Generated(status, headers, length, chunks)`` — send a large response whose body is produced
+  on the fly by ``chunks()`` (``length`` bytes in total), without holding it in memory.
 
-When a script runs out of steps the connection is closed gracefully. :func:`closed_port`
-returns a port where nothing listens (connection refused).
+Two steps act before the request body was read, so the client may still be sending it; the
+request is recorded with the part of the body that was read:
+
+* ``ResetEarly(body_bytes)`` — read the head and ``body_bytes`` of the body, then RST.
+* ``Stall()`` — read the head, then neither read the body nor answer (a stalled upload; pass
+  ``rcvbuf=`` to :class:`FaultServer` so the socket buffers fill up quickly).
+
+When a script runs out of steps the connection is closed gracefully. ``peer_closed`` maps a
+connection index to the monotonic time at which the client closed it (seen as EOF while waiting
+for the next request). :func:`closed_port` returns a port where nothing listens (connection
+refused).
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +103,44 @@ class Drip:
     head_at_once: bool = False  # send the status line and headers in one piece, drip the body
 
 
-Step = Respond | Reset | Close | Hang | Partial | Drip
+@dataclass(frozen=True)
+class Truncated:
+    """Send ``response`` without its last ``missing`` bytes, then close (RST with ``reset``)."""
+
+    response: Respond
+    missing: int = 10
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A response of ``length`` body bytes produced by ``chunks()`` while it is sent."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    length: int
+    chunks: Callable[[], Iterable[bytes]]
+
+    def head(self) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {http.HTTPStatus(self.status).phrase}"]
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        lines.append(f"Content-Length: {self.length}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+@dataclass(frozen=True)
+class ResetEarly:
+    """Read the request head and ``body_bytes`` of its body, then abort with an RST."""
+
+    body_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Read the request head, then never read the body nor answer."""
+
+
+Step = Respond | Reset | Close | Hang | Partial | Drip | Truncated | Generated | ResetEarly | Stall
 
 
 def closed_port() -> int:
@@ -114,16 +164,20 @@ class FaultServer:
     """Scripted misbehaving server; use as a context manager. ``url`` is its base URL."""
 
     scripts: Sequence[Sequence[Step]] = field(default_factory=lambda: [[Respond()]])
+    rcvbuf: int | None = None  # SO_RCVBUF of accepted connections (small: uploads stall soon)
 
     def __post_init__(self) -> None:
         self.seen: list[Seen] = []
         self.connections = 0
+        self.peer_closed: dict[int, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._socks: list[socket.socket] = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.rcvbuf is not None:  # inherited by accepted sockets
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         self._listener.bind(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -189,7 +243,10 @@ class FaultServer:
             t.start()
             self._threads.append(t)
 
-    def _read_request(self, conn: socket.socket, buf: bytearray, idx: int) -> bool:
+    def _read_request(
+        self, conn: socket.socket, buf: bytearray, idx: int, body_limit: int | None = None
+    ) -> bool:
+        """Read one request (head, then at most ``body_limit`` body bytes) and record it."""
         conn.settimeout(0.05)
         while b"\r\n\r\n" not in buf:
             if self._stop.is_set():
@@ -201,6 +258,9 @@ class FaultServer:
             except OSError:
                 return False
             if not chunk:
+                if not buf:
+                    with self._lock:
+                        self.peer_closed.setdefault(idx, time.monotonic())
                 return False
             buf += chunk
         head_end = buf.index(b"\r\n\r\n") + 4
@@ -213,6 +273,8 @@ class FaultServer:
                 k, v = line.split(":", 1)
                 headers[k.strip().lower()] = v.strip()
         length = int(headers.get("content-length", "0") or 0)
+        if body_limit is not None:
+            length = min(length, body_limit)
         while len(buf) < length:
             if self._stop.is_set():
                 return False
@@ -237,7 +299,12 @@ class FaultServer:
         buf = bytearray()
         try:
             for step in script:
-                if not self._read_request(conn, buf, idx):
+                body_limit: int | None = None
+                if isinstance(step, ResetEarly):
+                    body_limit = step.body_bytes
+                elif isinstance(step, Stall):
+                    body_limit = 0
+                if not self._read_request(conn, buf, idx, body_limit):
                     return
                 if isinstance(step, Respond):
                     conn.sendall(step.raw())
@@ -251,9 +318,28 @@ class FaultServer:
                     conn.sendall(step.data)
                     self._stop.wait()
                     return
-                elif isinstance(step, Hang):
+                elif isinstance(step, Hang | Stall):
                     self._stop.wait()
                     return
+                elif isinstance(step, ResetEarly):
+                    _rst(conn)
+                    return
+                elif isinstance(step, Truncated):
+                    raw = step.response.raw()
+                    conn.sendall(raw[: len(raw) - step.missing])
+                    if step.reset:
+                        time.sleep(0.05)  # let the client read what was sent first
+                        _rst(conn)
+                    else:
+                        conn.shutdown(socket.SHUT_RDWR)
+                    return
+                elif isinstance(step, Generated):
+                    conn.settimeout(10.0)  # bounds each sendall: a stalled reader ends it
+                    conn.sendall(step.head())
+                    for chunk in step.chunks():
+                        if self._stop.is_set():
+                            return
+                        conn.sendall(chunk)
                 elif isinstance(step, Drip):
                     raw = step.response.raw()
                     if step.head_at_once:
