@@ -414,6 +414,31 @@ def test_native_outcomes_match_the_reference(native_outcomes: dict[tuple[str, st
         assert shape(native_outcomes["ours", face]) == shape(native_outcomes["reference", face])
 
 
+def test_ssl_cert_dir_trusts_the_test_ca(
+    face: str, pki: Pki, servers: dict[str, TlsServer], tmp_path: pathlib.Path
+) -> None:
+    """Ours also reads ``SSL_CERT_DIR`` (any file names; OpenSSL, hence the reference, needs
+    ``c_rehash`` names there, so this one is ours only)."""
+    (tmp_path / "test-ca.pem").write_bytes(pki.ca.cert_pem.bytes())
+    env = {k: v for k, v in os.environ.items() if k not in CA_ENV}
+    env["SSL_CERT_DIR"] = str(tmp_path)
+    token = token_for("certdir", face)
+    urls = json.dumps({"good": servers["good"].url, "wrong_host": servers["wrong_host"].url})
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, "ours", face, token, urls],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["good"] == {"health": {"ok": HEALTH}, "ingest": {"ok": 1}}
+    assert got["wrong_host"]["health"].get("error") == "httpx.ConnectError", got
+    assert len(servers["good"].requests(token)) == 2
+    assert servers["wrong_host"].requests(token) == []
+
+
 # ----------------------------------------------------------------------------- handshake timeout
 
 
