@@ -16,7 +16,7 @@ CARGO ?= cargo
 PYTEST_ARGS ?=
 
 # Test and tooling dependencies (kept in step with [project.optional-dependencies] test).
-TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis ruff mypy
+TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis trustme ruff mypy
 
 VENV_ABS = $(abspath $(VENV))
 VENV_STAMP = $(VENV)/.fdrs-venv.stamp
