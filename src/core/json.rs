@@ -3,6 +3,57 @@
 
 use std::fmt::Write as _;
 
+/// The nesting depth pydantic's JSON parser accepts; deeper text is invalid JSON there.
+pub const MAX_DEPTH: usize = 200;
+
+/// Parses JSON text as pydantic's parser does as to nesting: up to [`MAX_DEPTH`] levels
+/// (serde_json alone stops at 128). The depth is checked first, so parsing never recurses
+/// deeper than that.
+///
+/// # Errors
+/// The parse error, or "recursion limit exceeded" for text nested too deep.
+pub fn parse_value(text: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+    if nesting_exceeds(text, MAX_DEPTH) {
+        return Err(serde::de::Error::custom("recursion limit exceeded"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(text);
+    de.disable_recursion_limit();
+    let v = serde::Deserialize::deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
+}
+
+/// Whether arrays and objects in `text` nest deeper than `max` (strings skipped).
+fn nesting_exceeds(text: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut escaped = false;
+    for &c in text {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Appends `s` as a JSON string literal, escaping exactly as Python's `json.dumps`
 /// with `ensure_ascii=False` does.
 pub fn write_str(buf: &mut Vec<u8>, s: &str) {
@@ -167,5 +218,26 @@ mod tests {
             String::from_utf8(b).unwrap_or_default(),
             "\"a\\\"b\\\\c\\n\\u0001é\u{7f}\""
         );
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    fn nested(n: usize) -> String {
+        format!("{}1{}", "[".repeat(n), "]".repeat(n))
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_parses_and_beyond_is_invalid() {
+        assert!(parse_value(nested(150).as_bytes()).is_ok());
+        assert!(parse_value(nested(MAX_DEPTH).as_bytes()).is_ok());
+        assert!(parse_value(nested(MAX_DEPTH + 1).as_bytes()).is_err());
+        assert!(parse_value(nested(100_000).as_bytes()).is_err());
+        // Brackets inside strings do not count.
+        let s = format!("{{\"a\": \"{}\\\"[\"}}", "[".repeat(1000));
+        assert!(parse_value(s.as_bytes()).is_ok(), "{s}");
+        assert!(parse_value(b"[1] x").is_err());
     }
 }

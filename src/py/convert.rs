@@ -8,8 +8,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
-    PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDict, PyFloat, PyInt, PyList, PyString,
-    PyTuple, PyType, PyTzInfo,
+    PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDict, PyFloat, PyFrozenSet, PyInt,
+    PyIterator, PyList, PySet, PyString, PyTuple, PyType, PyTzInfo,
 };
 use pyo3::types::{PyDateAccess, PyDeltaAccess, PyTimeAccess, PyTzInfoAccess};
 use pyo3::{intern, IntoPyObjectExt};
@@ -86,6 +86,31 @@ fn timestamp_from_state(o: &Bound<'_, PyAny>) -> PyResult<Option<Timestamp>> {
         naive: date.and_time(time),
         offset,
     }))
+}
+
+/// Whether `o` is one of the other iterables pydantic's lax `list` accepts: sets, ranges,
+/// deques, dict views, iterators and generators (never str, bytes or a mapping).
+fn is_lax_sequence(o: &Bound<'_, PyAny>) -> bool {
+    if o.cast::<PySet>().is_ok()
+        || o.cast::<PyFrozenSet>().is_ok()
+        || o.cast::<PyIterator>().is_ok()
+    {
+        return true;
+    }
+    let ty = o.get_type();
+    let Ok(name) = ty.name() else {
+        return false;
+    };
+    let Ok(module) = ty.module() else {
+        return false;
+    };
+    matches!(
+        (module.to_str().unwrap_or(""), name.to_str().unwrap_or("")),
+        (
+            "builtins",
+            "range" | "dict_keys" | "dict_values" | "dict_items"
+        ) | ("collections", "deque")
+    )
 }
 
 /// The UTC offset in seconds of `dt` (whose tzinfo is `tz`), as `dt.utcoffset()` says.
@@ -188,8 +213,11 @@ impl<'py> Source for PySrc<'py> {
         }
         if o.cast::<PyInt>().is_ok() {
             return match o.extract::<i64>() {
-                Ok(i) => Scalar::Int(i),
-                Err(_) => Scalar::BigInt(o.lt(0).unwrap_or(false)),
+                Ok(i) => Scalar::Int(i128::from(i)),
+                Err(_) => match o.extract::<u64>() {
+                    Ok(u) => Scalar::Int(i128::from(u)),
+                    Err(_) => Scalar::BigInt(o.lt(0).unwrap_or(false)),
+                },
             };
         }
         if let Ok(f) = o.cast::<PyFloat>() {
@@ -202,7 +230,7 @@ impl<'py> Source for PySrc<'py> {
             return Scalar::Bytes(Cow::Borrowed(b.as_bytes()));
         }
         if let Ok(b) = o.cast::<PyByteArray>() {
-            return Scalar::Bytes(Cow::Owned(b.to_vec()));
+            return Scalar::ByteArray(Cow::Owned(b.to_vec()));
         }
         let py = o.py();
         if let Ok(cls) = datetime_cls(py) {
@@ -229,6 +257,9 @@ impl<'py> Source for PySrc<'py> {
                 }
                 return Scalar::Other;
             }
+        }
+        if is_lax_sequence(o) {
+            return Scalar::Sequence;
         }
         Scalar::Other
     }

@@ -67,9 +67,9 @@ impl NativeEmitter {
             validate_event(py, event)?
         } else if event.cast::<PyString>().is_ok() || event.cast::<PyBytes>().is_ok() {
             let v: serde_json::Value = if let Ok(s) = event.cast::<PyString>() {
-                serde_json::from_str(s.to_str()?)
+                crate::core::json::parse_value(s.to_str()?.as_bytes())
             } else {
-                serde_json::from_slice(event.cast::<PyBytes>()?.as_bytes())
+                crate::core::json::parse_value(event.cast::<PyBytes>()?.as_bytes())
             }
             .map_err(|e| PyValueError::new_err(format!("Invalid JSON: {e}")))?;
             source_json::event_from_value(&v).map_err(|errs| raise_json_errors(py, &errs))?

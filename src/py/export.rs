@@ -111,7 +111,7 @@ impl State {
                     break;
                 }
             };
-            let parsed = match serde_json::from_slice::<serde_json::Value>(&line) {
+            let parsed = match crate::core::json::parse_value(&line) {
                 Ok(v) => source_json::event_from_value(&v).map_err(Bad::Event),
                 Err(e) => Err(Bad::Json(e)),
             };

@@ -16,6 +16,7 @@ use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
 use crate::core::event::validate::{self, Ctx, LineError};
 use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage};
+use crate::core::json;
 
 use super::convert::{self, PySrc};
 
@@ -55,14 +56,30 @@ fn kwargs_or_empty<'py>(py: Python<'py>, kw: Option<&Bound<'py, PyDict>>) -> Bou
 
 fn json_text(data: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
     let parsed = if let Ok(s) = data.cast::<PyString>() {
-        serde_json::from_str(s.to_str()?)
+        // A lone surrogate cannot be UTF-8: pydantic reports the text as not a string.
+        let text = s.to_str().map_err(|_| string_unicode(data))?;
+        json::parse_value(text.as_bytes())
     } else if let Ok(b) = data.cast::<PyBytes>() {
-        serde_json::from_slice(b.as_bytes())
+        json::parse_value(b.as_bytes())
     } else {
         let b: Vec<u8> = data.extract()?;
-        serde_json::from_slice(&b)
+        json::parse_value(&b)
     };
     parsed.map_err(|e| json_invalid(data, &e))
+}
+
+/// The `ValidationError` pydantic raises for JSON text that is not valid Unicode.
+fn string_unicode(data: &Bound<'_, PyAny>) -> PyErr {
+    let err = LineError {
+        loc: Vec::new(),
+        kind: "string_unicode",
+        msg: "Input should be a valid string, unable to parse raw data as a unicode string".into(),
+        input: data.clone().unbind(),
+        input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
+        input_type: "str".to_string(),
+        ctx: None,
+    };
+    raise_py(data.py(), "RunEvent", &[err])
 }
 
 /// The `ValidationError` pydantic raises for text that is not JSON.

@@ -17,9 +17,9 @@ impl Source for &Value {
             Value::Bool(b) => Scalar::Bool(*b),
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
-                    Scalar::Int(i)
-                } else if n.is_u64() {
-                    Scalar::BigInt(false)
+                    Scalar::Int(i128::from(i))
+                } else if let Some(u) = n.as_u64() {
+                    Scalar::Int(i128::from(u))
                 } else {
                     Scalar::Float(n.as_f64().unwrap_or(f64::NAN))
                 }

@@ -16,13 +16,17 @@ use super::{
 pub enum Scalar<'a> {
     Null,
     Bool(bool),
-    Int(i64),
-    /// An integer outside `i64`; the flag says whether it is negative.
+    /// An integer within `i64` or `u64`.
+    Int(i128),
+    /// An integer outside `i64` and `u64`; the flag says whether it is negative.
     BigInt(bool),
     Float(f64),
     Str(Cow<'a, str>),
     /// Raw bytes (validated as UTF-8 text where a string is expected).
     Bytes(Cow<'a, [u8]>),
+    /// A `bytearray`: text where a string is expected, like bytes; unlike bytes, never a
+    /// number, a boolean or a timestamp (pydantic's lax rules).
+    ByteArray(Cow<'a, [u8]>),
     DateTime(Timestamp),
     Date(NaiveDate),
     Mapping,
@@ -206,7 +210,7 @@ fn key(name: &str) -> Option<Loc> {
 fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Text> {
     match v.scalar() {
         Scalar::Str(s) => Some(Text::from(s.as_ref())),
-        Scalar::Bytes(b) => match std::str::from_utf8(&b) {
+        Scalar::Bytes(b) | Scalar::ByteArray(b) => match std::str::from_utf8(&b) {
             Ok(s) => Some(Text::from(s)),
             Err(_) => {
                 ctx.push_err(
@@ -289,7 +293,7 @@ fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
     };
     let wide: i128 = match v.scalar() {
         Scalar::Bool(b) => i128::from(b),
-        Scalar::Int(i) => i128::from(i),
+        Scalar::Int(i) => i,
         Scalar::BigInt(neg) => {
             if neg {
                 ge0_error(ctx, name, v);
@@ -560,7 +564,10 @@ fn datetime<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Tim
             naive: d.and_time(NaiveTime::MIN),
             offset: None,
         }),
-        Scalar::Int(i) => epoch(ctx, Timestamp::from_epoch_int(i)),
+        Scalar::Int(i) => epoch(
+            ctx,
+            i64::try_from(i).map_or(Err(timestamp::EPOCH_AFTER), Timestamp::from_epoch_int),
+        ),
         Scalar::BigInt(negative) => epoch(
             ctx,
             Err(if negative {
