@@ -136,11 +136,6 @@ def settle(fs: FaultServer, at_least: int) -> int:
     return fs.requests_seen()
 
 
-def xfail_if(request: pytest.FixtureRequest, condition: bool, reason: str) -> None:
-    if condition:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"core bug: {reason}"))
-
-
 # ----------------------------------------------------------------------------- the fault matrix
 
 OK_JSON = Respond.json(200, {"status": "ok", "pad": "y" * 40})
@@ -240,12 +235,6 @@ def test_fault(
 ) -> None:
     """Each fault raises exactly the reference's exception type, promptly, after one request."""
     fault = FAULTS[name]
-    xfail_if(
-        request,
-        (impl.name, face, path) == ("ours", "sync", "native") and fault.expected is UPLOAD_RESET,
-        "a reset while the sync native client uploads the body raises ReadError; the reference "
-        "raises RemoteProtocolError('Server disconnected without sending a response.')",
-    )
     kwargs = call_args(impl, fault.method, fault.big)
     with fault_url(fault) as fs:
         url = fs.url if fs is not None else f"http://127.0.0.1:{closed_port()}"

@@ -446,14 +446,7 @@ def test_ssl_cert_dir_trusts_the_test_ca(
     "impl_name",
     [
         "reference",
-        pytest.param(
-            "ours",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: a TLS handshake that never completes raises httpx.ReadTimeout "
-                "(httpx: ConnectTimeout, which is also what makes it safe to retry)",
-            ),
-        ),
+        "ours",
     ],
 )
 def test_stalled_handshake_is_a_connect_timeout(impl_name: str, face: str) -> None:

@@ -174,15 +174,7 @@ def test_retry_and_slow_call_logs_never_show_the_token(
 @pytest.mark.parametrize(
     "path",
     [
-        pytest.param(
-            "native",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: the native retry log quotes the transport error, whose text "
-                "has the full URL with its query string ('error sending request for url "
-                "(http://.../v1/runs?release_id=...)'); the README promises logs without it",
-            ),
-        ),
+        "native",
         "injected",
     ],
 )
@@ -201,12 +193,6 @@ def test_retry_logs_leave_out_the_query_string(
     assert "rel-private-7f3a" not in text and "?" not in text, text
 
 
-NATIVE_REQUEST_HEADERS_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the native path's HTTPStatusError.request has only a Host header "
-    "(httpx's, in the reference and on the injected path, carries the sent headers incl. "
-    "Authorization, Accept, User-Agent)",
-)
 
 
 @pytest.mark.parametrize(
@@ -214,7 +200,7 @@ NATIVE_REQUEST_HEADERS_BUG = pytest.mark.xfail(
     [
         ("reference", "native"),
         ("reference", "injected"),
-        pytest.param("ours", "native", marks=NATIVE_REQUEST_HEADERS_BUG),
+        ("ours", "native"),
         ("ours", "injected"),
     ],
 )

@@ -70,9 +70,14 @@ def _native_client(
     )
 
 
-def _status_error(url: str, req: NativeRequest, resp: NativeResponse) -> httpx.HTTPStatusError:
-    """Builds the exact ``HTTPStatusError`` httpx raises, with real Request/Response objects."""
-    request = httpx.Request(req.method, url, content=req.body)
+def _status_error(
+    native: NativeClient, req: NativeRequest, resp: NativeResponse
+) -> httpx.HTTPStatusError:
+    """Builds the exact ``HTTPStatusError`` httpx raises, with real Request/Response objects
+    (the request carries the headers that were sent, as httpx's does)."""
+    request = httpx.Request(
+        req.method, native.url(req), content=req.body, headers=native.headers(req)
+    )
     response = httpx.Response(
         resp.status,
         headers=resp.headers,
@@ -221,7 +226,7 @@ class FlightdeckClient:
     def _send(self, req: NativeRequest) -> NativeResponse:
         resp = self._native.send(req)
         if not 200 <= resp.status < 300:
-            raise _status_error(self._native.url(req), req, resp)
+            raise _status_error(self._native, req, resp)
         return resp
 
     def _json(self, req: NativeRequest) -> Any:
@@ -231,7 +236,7 @@ class FlightdeckClient:
 
     def _inserted(self, req: NativeRequest, resp: NativeResponse) -> int:
         if not 200 <= resp.status < 300:
-            raise _status_error(self._native.url(req), req, resp)
+            raise _status_error(self._native, req, resp)
         return int(json.loads(resp.body)["inserted"])
 
     # -- endpoints -------------------------------------------------------------------------
@@ -387,7 +392,7 @@ class FlightdeckClient:
             return NativeExportStream.from_body(r.content, list(r.headers.multi_items()))
         resp, stream = self._native.open_stream(req)
         if stream is None:
-            raise _status_error(self._native.url(req), req, resp)
+            raise _status_error(self._native, req, resp)
         return stream
 
     def post_rollback(
@@ -623,7 +628,7 @@ class AsyncFlightdeckClient:
     async def _send(self, req: NativeRequest) -> NativeResponse:
         resp: NativeResponse = await self._native.send_async(req)
         if not 200 <= resp.status < 300:
-            raise _status_error(self._native.url(req), req, resp)
+            raise _status_error(self._native, req, resp)
         return resp
 
     async def _json(self, req: NativeRequest) -> Any:
@@ -785,7 +790,7 @@ class AsyncFlightdeckClient:
         opened = await self._native.open_stream_async(req)
         resp, stream = opened
         if stream is None:
-            raise _status_error(self._native.url(req), req, resp)
+            raise _status_error(self._native, req, resp)
         return stream
 
     async def post_rollback(
