@@ -145,7 +145,12 @@ pub fn format_float(v: f64, style: FloatStyle) -> String {
         out.push('-');
     }
     let nd = digits.len() as i32;
-    if decpt > -4 && decpt <= 16 {
+    // Fixed notation from 1e-4 (Python) or 1e-5 (pydantic) up to below 1e16.
+    let lowest = match style {
+        FloatStyle::Python => -4,
+        FloatStyle::Pydantic => -5,
+    };
+    if decpt > lowest && decpt <= 16 {
         if decpt <= 0 {
             out.push_str("0.");
             for _ in 0..(-decpt) {
@@ -207,6 +212,10 @@ mod tests {
             assert_eq!(format_float(v, FloatStyle::Python), want, "{v}");
         }
         assert_eq!(format_float(1e-7, FloatStyle::Pydantic), "1e-7");
+        assert_eq!(format_float(1e-6, FloatStyle::Pydantic), "1e-6");
+        assert_eq!(format_float(1e-5, FloatStyle::Pydantic), "0.00001");
+        assert_eq!(format_float(9.999e-5, FloatStyle::Pydantic), "0.00009999");
+        assert_eq!(format_float(1e-5, FloatStyle::Python), "1e-05");
         assert_eq!(format_float(1e20, FloatStyle::Pydantic), "1e+20");
     }
 
