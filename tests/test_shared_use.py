@@ -164,6 +164,11 @@ class EchoServer:
                 )
         except OSError:
             return
+        finally:
+            with self._lock:
+                if conn in self._socks:
+                    self._socks.remove(conn)
+            conn.close()
 
 
 @pytest.fixture
