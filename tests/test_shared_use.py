@@ -799,3 +799,49 @@ def test_process_exit_with_queued_events_and_server_down_is_bounded() -> None:
         "flightdeck_rs emitter closed: 300 event(s) were not delivered (at_shutdown=300)"
     ]
     assert elapsed < 1.0 + 10.0  # atexit_timeout_s + interpreter start-up on a loaded machine
+
+
+CHURN_CHILD = """
+    import asyncio, gc, os, sys, time
+    from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
+
+    url = sys.argv[1]
+
+    def counts():
+        with open("/proc/self/status") as f:
+            threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+        return len(os.listdir("/proc/self/fd")), threads
+
+    async def use_async():
+        async with AsyncFlightdeckClient(url) as client:
+            await asyncio.gather(*(client.health() for _ in range(4)))
+
+    def cycle():
+        with FlightdeckClient(url) as client:
+            client.health()
+        asyncio.run(use_async())
+        unclosed = FlightdeckClient(url)  # dropped without close(): the pool goes with it
+        unclosed.health()
+        del unclosed
+        gc.collect()
+
+    cycle()
+    baseline = counts()
+    for _ in range(100):
+        cycle()
+    deadline = time.monotonic() + 10
+    while counts() > baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+        gc.collect()
+    print(*baseline, *counts())
+"""
+
+
+def test_client_churn_leaks_no_fds_or_threads(echo: EchoServer) -> None:
+    """100 rounds of creating, using and closing (or just dropping) clients in a fresh
+    process: its open file descriptors and threads come back to where they were."""
+    result = _run_child(CHURN_CHILD, echo.url)
+    assert result.returncode == 0, result.stderr
+    fds_before, threads_before, fds_after, threads_after = map(int, result.stdout.split())
+    assert (fds_after, threads_after) == (fds_before, threads_before)
+    assert echo.seen() == 101 * 6
