@@ -157,6 +157,13 @@ bench-quick: $(WHEEL_STAMP) ## Benchmark smoke run: tiny sizes, correctness only
 	$(BENCH_DEPS)
 	$(IN_VENV) "$(PY)" bench/run.py --no-build --quick
 
+# Minutes of mixed sync/async, native/injected calls and emitter traffic against a real
+# `flightdeck serve` and a chaos server; fails on RSS growth, leaked fds or threads, or any
+# unexpected outcome. Not part of `make test`. SOAK_ARGS=--quick: a 20 s run.
+.PHONY: soak
+soak: $(WHEEL_STAMP) ## Soak run (180 s; SOAK_ARGS=--quick for 20 s): flat RSS, no fd/thread leaks
+	$(IN_VENV) "$(PY)" bench/soak.py $(SOAK_ARGS)
+
 clean: ## Remove build outputs (dist/, target/, caches, stray extension modules)
 	rm -rf dist .pytest_cache .ruff_cache .mypy_cache bench/out
 	rm -f python/flightdeck_rs/_native*.so "$(WHEEL_STAMP)"
