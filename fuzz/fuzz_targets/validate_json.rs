@@ -4,8 +4,9 @@
 //! renders; an accepted event always encodes in pydantic mode, and that encoding is valid
 //! JSON which validates back to the same event and re-encodes to the same bytes (unless a
 //! cost is `inf`, which pydantic mode writes as `null`); wire mode fails exactly when a cost
-//! is not finite, and otherwise is valid JSON with a UTC (`Z`) timestamp. Accepted timestamps,
-//! and their UTC form, stay within Python's `datetime` range (years 1 to 9999).
+//! is not finite, and otherwise is valid JSON with a UTC (`Z`) timestamp (or, when the UTC
+//! date would leave years 1 to 9999, the timestamp with its offset). Accepted timestamps, and
+//! their wire form, stay within Python's `datetime` range (years 1 to 9999).
 #![no_main]
 
 use chrono::Datelike;
@@ -86,7 +87,13 @@ fn check_event(event: &RunEvent) {
                 .get("timestamp")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            assert!(ts.ends_with('Z'), "wire timestamp not UTC: {ts}");
+            // UTC with `Z`, unless the UTC date leaves years 1-9999: then the offset stays.
+            let utc_year = event.timestamp.utc_naive().year();
+            if (1..=9999).contains(&utc_year) {
+                assert!(ts.ends_with('Z'), "wire timestamp not UTC: {ts}");
+            } else {
+                assert_eq!(ts, event.timestamp.to_pydantic_string(), "wire timestamp");
+            }
             // The server parses it with Python's datetime: years 1..=9999 only.
             match timestamp::parse(ts) {
                 Ok(t) => assert!(in_range(&t), "wire timestamp out of range: {ts}"),
