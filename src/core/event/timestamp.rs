@@ -83,8 +83,11 @@ impl Timestamp {
         if whole.abs() >= 9.0e18 {
             return Err(if v < 0.0 { EPOCH_BEFORE } else { EPOCH_AFTER });
         }
-        let frac = ((v - whole).abs() * 1e6).round() as i64;
-        Self::from_epoch_parts(whole as i64, frac, v < 0.0)
+        let millis = v.abs() > 2e10;
+        // The fraction in microseconds, rounded half up (pydantic's rounding, also below 0).
+        let scale = if millis { 1e3 } else { 1e6 };
+        let frac_micros = ((v - whole) * scale + 0.5).floor() as i64;
+        Self::from_epoch_parts(whole as i64, frac_micros, millis)
     }
 
     /// [`Timestamp::from_epoch`] for an integer.
@@ -92,23 +95,22 @@ impl Timestamp {
     /// # Errors
     /// Returns pydantic's message when the value is out of range.
     pub fn from_epoch_int(v: i64) -> Result<Self, &'static str> {
-        Self::from_epoch_parts(v, 0, v < 0)
+        Self::from_epoch_parts(v, 0, v.unsigned_abs() > 20_000_000_000)
     }
 
-    /// `whole` seconds or milliseconds, plus `frac` millionths of that unit, away from
-    /// zero when `negative`.
-    fn from_epoch_parts(whole: i64, frac: i64, negative: bool) -> Result<Self, &'static str> {
-        let sign: i128 = if negative { -1 } else { 1 };
-        let micros: i128 = if whole.unsigned_abs() > 20_000_000_000 {
+    /// `whole` seconds (or milliseconds when `millis`), plus `frac_micros` microseconds
+    /// (signed like the value).
+    fn from_epoch_parts(whole: i64, frac_micros: i64, millis: bool) -> Result<Self, &'static str> {
+        let micros: i128 = if millis {
             if whole > MAX_EPOCH_MS {
                 return Err(EPOCH_AFTER);
             }
             if whole < MIN_EPOCH_MS {
                 return Err(EPOCH_BEFORE);
             }
-            i128::from(whole) * 1000 + sign * i128::from(frac / 1000)
+            i128::from(whole) * 1000 + i128::from(frac_micros)
         } else {
-            i128::from(whole) * 1_000_000 + sign * i128::from(frac)
+            i128::from(whole) * 1_000_000 + i128::from(frac_micros)
         };
         let secs = i64::try_from(micros.div_euclid(1_000_000)).map_err(|_| EPOCH_AFTER)?;
         let sub = u32::try_from(micros.rem_euclid(1_000_000)).map_err(|_| EPOCH_AFTER)?;
@@ -459,6 +461,13 @@ mod tests {
             Ok("1969-05-14T12:26:39.998500Z".into())
         );
         assert_eq!(f(2e10), Ok("2603-10-11T11:33:20Z".into()));
+        // The unit follows the whole value: just above 2e10 is milliseconds.
+        assert_eq!(f(2e10 + 0.5), Ok("1970-08-20T11:33:20.000500Z".into()));
+        assert_eq!(f(-2e10 - 0.5), Ok("1969-05-14T12:26:39.999500Z".into()));
+        assert_eq!(
+            f(20_000_000_000.3125),
+            Ok("1970-08-20T11:33:20.000313Z".into())
+        );
         // The range of Python's datetime.
         assert_eq!(
             f(253_402_300_799_999.0),
