@@ -53,7 +53,8 @@ import flightdeck_rs.models as OURS
 # FDRS_PROPERTY_EXAMPLES=5000 for a longer local search (CI keeps the default).
 PROPERTY_SETTINGS = settings(
     max_examples=int(os.environ.get("FDRS_PROPERTY_EXAMPLES", "150")),
-    derandomize=True,
+    # FDRS_PROPERTY_RANDOM=1 searches afresh each run (a longer local hunt); CI stays fixed.
+    derandomize=os.environ.get("FDRS_PROPERTY_RANDOM", "") != "1",
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
