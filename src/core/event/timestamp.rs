@@ -465,7 +465,7 @@ mod tests {
         assert_eq!(f(2e10 + 0.5), Ok("1970-08-20T11:33:20.000500Z".into()));
         assert_eq!(f(-2e10 - 0.5), Ok("1969-05-14T12:26:39.999500Z".into()));
         assert_eq!(
-            f(20_000_000_000.3125),
+            f(20_000_000_000.312_5),
             Ok("1970-08-20T11:33:20.000313Z".into())
         );
         // The range of Python's datetime.
