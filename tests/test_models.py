@@ -1411,3 +1411,22 @@ def test_validation_error_type() -> None:
     assert str(err).startswith("1 validation error for RunEvent\nmetrics.latency_ms\n")
     err.errors()[0]["type"] = "changed"  # errors() hands out copies
     assert err.errors()[0]["type"] == "greater_than_equal"
+
+
+def test_keyword_construction_reads_the_callers_dict_without_keeping_or_changing_it() -> None:
+    """``RunEvent(**kw)`` validates the call's keyword dict in place (no copy): the result
+    equals ``model_validate``'s, the caller's data is untouched and no reference is kept."""
+    import sys
+
+    kw = copy.deepcopy(BASE_EVENT)
+    before = copy.deepcopy(kw)
+    refs = [sys.getrefcount(v) for v in kw.values()]
+    ev = our_models.RunEvent(**kw)
+    assert kw == before
+    assert [sys.getrefcount(v) for v in kw.values()] == refs
+    assert ev == our_models.RunEvent.model_validate(kw)
+    with pytest.raises(TypeError):
+        our_models.RunEvent(kw)  # positional arguments still go through the generic path
+    with pytest.raises(our_models.ValidationError) as info:
+        our_models.RunEvent(**{**kw, "run_id": 5, "extra_field": 1})
+    assert [e["loc"] for e in info.value.errors()] == [("run_id",)]

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<models::PyRunEvent>()?;
+    models::install_fast_constructor(m.py());
     m.add_class::<models::PyRequest>()?;
     m.add_class::<models::PyMetrics>()?;
     m.add_class::<models::PyUsage>()?;

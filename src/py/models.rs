@@ -886,3 +886,100 @@ impl PyToolUsage {
         self.read(py, |d| d.cost_units)
     }
 }
+
+/// `RunEvent(**kw)` straight from the caller's keyword dict.
+///
+/// pyo3's generated constructor copies `**kw` into a fresh dict before validation starts,
+/// which is about a fifth of the cost of building an event. This slot validates the
+/// interpreter's own keyword dict instead (it is only read) and leaves every other call
+/// shape (positional arguments) to pyo3's constructor. Not available with the stable ABI,
+/// whose type objects are opaque.
+#[cfg(not(feature = "abi3"))]
+#[allow(unsafe_code)]
+mod fast_new {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::OnceLock;
+
+    use pyo3::exceptions::PyRuntimeError;
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+    use pyo3::PyTypeInfo;
+
+    use super::PyRunEvent;
+
+    /// pyo3's constructor slot, for the calls this one does not take.
+    static PYO3_NEW: OnceLock<ffi::newfunc> = OnceLock::new();
+
+    fn construct(py: Python<'_>, kwds: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
+        let data = if kwds.is_null() {
+            PyDict::new(py)
+        } else {
+            // SAFETY: a borrowed reference the interpreter keeps alive for the call.
+            unsafe { Bound::from_borrowed_ptr(py, kwds) }.cast_into::<PyDict>()?
+        };
+        let event = PyRunEvent::new(py, Some(&data))?;
+        Ok(Bound::new(py, event)?.into_ptr())
+    }
+
+    /// The `tp_new` slot of `RunEvent`.
+    ///
+    /// # Safety
+    /// Called by the interpreter, attached, with valid (or null) `args` and `kwds`.
+    unsafe extern "C" fn tp_new(
+        subtype: *mut ffi::PyTypeObject,
+        args: *mut ffi::PyObject,
+        kwds: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: the interpreter calls slots attached.
+        let py = unsafe { Python::assume_attached() };
+        // SAFETY: `args` is the call's tuple (or null) and `kwds` its dict (or null).
+        let plain = subtype == PyRunEvent::type_object_raw(py)
+            && (args.is_null() || unsafe { ffi::PyTuple_Size(args) } == 0)
+            && (kwds.is_null() || unsafe { ffi::PyDict_CheckExact(kwds) } != 0);
+        if !plain {
+            return match PYO3_NEW.get() {
+                // SAFETY: pyo3's own slot for this type, called as the interpreter would.
+                Some(f) => unsafe { f(subtype, args, kwds) },
+                None => {
+                    PyRuntimeError::new_err("RunEvent constructor is not set up").restore(py);
+                    std::ptr::null_mut()
+                }
+            };
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| construct(py, kwds))) {
+            Ok(Ok(obj)) => obj,
+            Ok(Err(e)) => {
+                e.restore(py);
+                std::ptr::null_mut()
+            }
+            Err(_) => {
+                PyRuntimeError::new_err("internal error while building a RunEvent").restore(py);
+                std::ptr::null_mut()
+            }
+        }
+    }
+
+    /// Puts [`tp_new`] in `RunEvent`'s constructor slot (once, at module import).
+    pub fn install(py: Python<'_>) {
+        let ty = PyRunEvent::type_object_raw(py);
+        // SAFETY: `ty` is our heap type, fully built; no instance is being created while
+        // the module initialises, and the type's caches are invalidated afterwards.
+        unsafe {
+            if let Some(orig) = (*ty).tp_new {
+                if PYO3_NEW.set(orig).is_ok() {
+                    (*ty).tp_new = Some(tp_new);
+                    ffi::PyType_Modified(ty);
+                }
+            }
+        }
+    }
+}
+
+/// Installs the fast `RunEvent(**kw)` constructor where the build allows it.
+pub fn install_fast_constructor(py: Python<'_>) {
+    #[cfg(not(feature = "abi3"))]
+    fast_new::install(py);
+    #[cfg(feature = "abi3")]
+    let _ = py;
+}
