@@ -15,23 +15,6 @@ use flightdeck_rs::core::event::{source_json, timestamp, validate, RunEvent, Tim
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-const FIELDS: [&str; 14] = [
-    "api_version",
-    "type",
-    "timestamp",
-    "workspace_id",
-    "agent_id",
-    "release_id",
-    "run_id",
-    "tenant_id",
-    "task_id",
-    "environment",
-    "request",
-    "metrics",
-    "usage",
-    "labels",
-];
-
 fn parse(bytes: &[u8], what: &str) -> Value {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => v,
@@ -63,7 +46,7 @@ fn check_event(event: &RunEvent) {
         panic!("pydantic-mode JSON is not an object");
     };
     let keys: Vec<&str> = map.keys().map(String::as_str).collect();
-    assert_eq!(keys, FIELDS, "field order");
+    assert_eq!(keys, validate::EVENT_FIELDS, "field order");
     if finite {
         match source_json::event_from_value(&py_value) {
             Ok(back) => {

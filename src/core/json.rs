@@ -7,12 +7,20 @@ use std::fmt::Write as _;
 pub const MAX_DEPTH: usize = 200;
 
 /// Parses JSON text as pydantic's parser does as to nesting: up to [`MAX_DEPTH`] levels
-/// (serde_json alone stops at 128). The depth is checked first, so parsing never recurses
-/// deeper than that.
+/// (serde_json alone stops at 128). Ordinary text is parsed once; only text that reaches
+/// serde_json's limit is measured, then parsed without it (never recursing deeper than
+/// [`MAX_DEPTH`]).
 ///
 /// # Errors
 /// The parse error, or "recursion limit exceeded" for text nested too deep.
 pub fn parse_value(text: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
+    match serde_json::from_slice(text) {
+        Err(e) if e.to_string().starts_with("recursion limit exceeded") => parse_deep(text),
+        parsed => parsed,
+    }
+}
+
+fn parse_deep(text: &[u8]) -> Result<serde_json::Value, serde_json::Error> {
     if nesting_exceeds(text, MAX_DEPTH) {
         return Err(serde::de::Error::custom("recursion limit exceeded"));
     }
@@ -240,6 +248,7 @@ mod depth_tests {
 
     #[test]
     fn nesting_up_to_the_limit_parses_and_beyond_is_invalid() {
+        assert!(parse_value(nested(100).as_bytes()).is_ok());
         assert!(parse_value(nested(150).as_bytes()).is_ok());
         assert!(parse_value(nested(MAX_DEPTH).as_bytes()).is_ok());
         assert!(parse_value(nested(MAX_DEPTH + 1).as_bytes()).is_err());

@@ -894,26 +894,28 @@ fn usage_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Usage> {
     }
 }
 
+/// The fields of a `RunEvent`, in the order pydantic dumps them (and the wire carries them).
+pub const EVENT_FIELDS: [&str; 14] = [
+    "api_version",
+    "type",
+    "timestamp",
+    "workspace_id",
+    "agent_id",
+    "release_id",
+    "run_id",
+    "tenant_id",
+    "task_id",
+    "environment",
+    "request",
+    "metrics",
+    "usage",
+    "labels",
+];
+
 /// Validates a whole `RunEvent` mapping; on failure every problem is in `ctx.errors`.
 pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
-    const NAMES: [&str; 14] = [
-        "api_version",
-        "type",
-        "timestamp",
-        "workspace_id",
-        "agent_id",
-        "release_id",
-        "run_id",
-        "tenant_id",
-        "task_id",
-        "environment",
-        "request",
-        "metrics",
-        "usage",
-        "labels",
-    ];
     let [api_version, kind, ts, workspace_id, agent_id, release_id, run_id, tenant_id, task_id, environment, request, metrics, usage, labels] =
-        pick(v, NAMES);
+        pick(v, EVENT_FIELDS);
     let n = ctx.errors.len();
     if let Some(x) = api_version {
         literal(ctx, "api_version", &x, &[API_VERSION]);
