@@ -16,7 +16,9 @@ CARGO ?= cargo
 PYTEST_ARGS ?=
 
 # Test and tooling dependencies (kept in step with [project.optional-dependencies] test).
-TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis trustme ruff mypy
+TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis trustme ruff mypy \
+	fastapi uvicorn trio anyio gevent eventlet gunicorn flask nbclient ipykernel pandas \
+	opentelemetry-api opentelemetry-sdk
 
 VENV_ABS = $(abspath $(VENV))
 VENV_STAMP = $(VENV)/.fdrs-venv.stamp
