@@ -10,7 +10,9 @@ Commands:
   it authenticates, its version and (with ``--release``) read access to a release. Read-only;
   ``--write-check`` also stores one test event in environment ``flightdeck-rs-doctor`` of the
   release and reads it back.
-* ``flightdeck-rs demo``: the end-to-end demo against a throwaway local server.
+* ``flightdeck-rs demo``: the end-to-end demo against a throwaway local server, or with
+  ``--url URL --baseline R --candidate R`` against an existing one (written to a new
+  environment).
 
 Every command takes ``--url`` (default ``$FLIGHTDECK_URL`` or ``http://127.0.0.1:8765``),
 ``--token`` (default ``$FLIGHTDECK_LOCAL_API_TOKEN``), ``--json`` (one JSON object on
@@ -739,7 +741,19 @@ def _cmd_doctor(args: argparse.Namespace, settings: _Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: _Settings) -> int:
     from flightdeck_rs import demo
 
-    return demo.main()
+    # Only an explicit --url drives an existing server ($FLIGHTDECK_URL does not): the demo
+    # writes events and promotions.
+    url = getattr(args, "url", None)
+    return demo.run_demo(
+        url=settings.url if url is not None else None,
+        token=settings.token if url is not None else None,
+        baseline=args.baseline,
+        candidate=args.candidate,
+        environment=args.environment,
+        model=args.model,
+        json_output=settings.json,
+        timeout_s=settings.timeout_s,
+    )
 
 
 # ----------------------------------------------------------------------------- parser
@@ -896,10 +910,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="run the end-to-end demo against a throwaway local server",
+        help="run the end-to-end demo (a throwaway local server, or --url)",
         description="Start a temporary `flightdeck serve`, drive it with the "
-        "flightdeck-rs clients and print a summary.",
+        "flightdeck-rs clients and print a summary. With --url, drive that existing "
+        "server instead: --baseline and --candidate name two registered releases of one "
+        "agent, and everything the demo writes (40 events, two promotions and their audit "
+        "actions) goes to a new environment, so no other environment's diffs, promotions "
+        "or policy verdicts change. $FLIGHTDECK_URL is not used by this command.",
     )
+    from flightdeck_rs import demo
+
+    demo.add_arguments(p)
     _common(p)
     p.set_defaults(func=_cmd_demo)
     return parser
