@@ -735,6 +735,8 @@ def test_notebook_walkthrough_runs(server: Any) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "240 sent, 240 inserted" in r.stdout and "line 241 rejected" in r.stdout
+    assert "failed candidate runs: " in r.stdout  # the asyncio.run twin of the notebook's await
+    assert "timestamp                   datetime64[ns, UTC]" in r.stdout  # the pandas recipe
 
 
 # ----------------------------------------------------------------------------- typing
