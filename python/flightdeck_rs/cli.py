@@ -749,7 +749,6 @@ def _cmd_demo(args: argparse.Namespace, settings: _Settings) -> int:
         token=settings.token if url is not None else None,
         baseline=args.baseline,
         candidate=args.candidate,
-        environment=args.environment,
         model=args.model,
         json_output=settings.json,
         timeout_s=settings.timeout_s,

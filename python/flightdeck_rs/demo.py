@@ -17,7 +17,7 @@ and prints a short summary. The server is stopped and its workspace removed in e
 
 With ``--url`` it drives an existing server instead. Releases cannot be registered over HTTP,
 so ``--baseline`` and ``--candidate`` name two registered releases of one agent. Everything the
-demo writes goes to a new environment (``flightdeck-rs-demo-<random>``, or ``--environment``):
+demo writes goes to a new environment (``flightdeck-rs-demo-<random>``):
 its events, the promotions and their audit actions. Diffs, promotions and policy verdicts of
 every other environment are unchanged, no release is registered or modified and the policy is
 not touched. The events use ``--model`` (default ``openai/gpt-4.1-mini``), which must be priced
@@ -487,7 +487,6 @@ def run_demo(
     token: str | None = None,
     baseline: str | None = None,
     candidate: str | None = None,
-    environment: str | None = None,
     model: str = DEFAULT_MODEL,
     json_output: bool = False,
     timeout_s: float = 30.0,
@@ -499,8 +498,6 @@ def run_demo(
         token: Bearer token for ``url``.
         baseline: Registered baseline release id (required with ``url``, else not allowed).
         candidate: Registered candidate release id (required with ``url``, else not allowed).
-        environment: Environment for everything the demo writes on ``url`` (default: a new
-            ``flightdeck-rs-demo-<random>``).
         model: ``PROVIDER/MODEL`` of the events; must be priced in the releases' tables.
         json_output: Print one JSON object instead of text.
         timeout_s: Per-request timeout.
@@ -516,9 +513,9 @@ def run_demo(
     try:
         provider, model_name = _split_model(model)
         if url is None:
-            if baseline or candidate or environment:
+            if baseline or candidate:
                 raise DemoUsageError(
-                    "--baseline, --candidate and --environment apply to an existing "
+                    "--baseline and --candidate apply to an existing "
                     "server: pass --url too (without it the demo starts its own server)"
                 )
             report.say("flightdeck_rs demo: the Rust-core client against a real `flightdeck serve`")
@@ -544,7 +541,9 @@ def run_demo(
                     "releases of one agent (releases cannot be registered over HTTP; use "
                     "`flightdeck release register PATH` on the server's workspace)"
                 )
-            env = environment or f"flightdeck-rs-demo-{uuid.uuid4().hex[:8]}"
+            # Always a new environment: promotions there cannot move a real deployment's
+            # pointer, and the first promotion in it passes by definition.
+            env = f"flightdeck-rs-demo-{uuid.uuid4().hex[:8]}"
             report.say(f"flightdeck_rs demo: driving the existing server at {url}")
             report.step(1, f"existing server {url}: everything is written to environment {env}")
             target = _Target(
@@ -599,13 +598,11 @@ def run_demo(
             print(f"flightdeck-rs demo: error: {error}", file=sys.stderr)
         else:
             print(f"\ndemo FAILED: {error}", file=sys.stderr)
-    elif not json_output:
-        if server is not None:
-            print("\ndemo OK: server stopped, temporary workspace removed")
+    elif not json_output and target is not None:
+        if target.existing:
+            print(f"\ndemo OK: everything it wrote is in environment {target.environment}")
         else:
-            print(
-                f"\ndemo OK: everything it wrote is in environment {target and target.environment}"
-            )
+            print("\ndemo OK: server stopped, temporary workspace removed")
     return code
 
 
@@ -622,11 +619,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --url: a registered release of the same agent to use as the candidate",
     )
     parser.add_argument(
-        "--environment",
-        help="with --url: environment for everything the demo writes "
-        "(default: a new flightdeck-rs-demo-<random>)",
-    )
-    parser.add_argument(
         "--model",
         default=DEFAULT_MODEL,
         metavar="PROVIDER/MODEL",
@@ -639,7 +631,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m flightdeck_rs.demo [--url URL --baseline R --candidate R] [--json]``."""
     parser = argparse.ArgumentParser(
         prog="python -m flightdeck_rs.demo",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="End-to-end demo against a throwaway `flightdeck serve`, or with --url "
+        "against an existing server (two registered releases; everything is written to a new "
+        "environment).",
     )
     parser.add_argument("--url", help="drive this existing server instead of a throwaway one")
     parser.add_argument("--token", help=f"bearer token for --url (default: ${TOKEN_ENV})")
@@ -654,7 +648,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=token,
         baseline=args.baseline,
         candidate=args.candidate,
-        environment=args.environment,
         model=args.model,
         json_output=args.json,
     )
