@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 # Test and tooling dependencies (kept in step with [project.optional-dependencies] test).
 TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis trustme ruff mypy \
-	fastapi uvicorn trio anyio gevent eventlet gunicorn flask nbclient ipykernel pandas \
+	fastapi uvicorn trio anyio gevent eventlet gunicorn flask nbclient ipykernel jupytext pandas \
 	opentelemetry-api opentelemetry-sdk
 
 VENV_ABS = $(abspath $(VENV))

@@ -1,13 +1,31 @@
-"""flightdeck-rs in a notebook: a walkthrough in ``# %%`` cells.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-Open it in VS Code, PyCharm or Jupytext (``jupytext --to notebook``) and run cell by cell, or
-run it whole: ``python examples/notebook_walkthrough.py``.
-
-It talks to ``$FLIGHTDECK_URL`` when set (with ``$FLIGHTDECK_BASELINE_ID`` and
-``$FLIGHTDECK_CANDIDATE_ID`` naming two registered releases); otherwise it starts a
-throwaway local ``flightdeck serve`` (needs ``pip install flightdeck-ai==1.3.0``) and stops
-it in the last cell.
-"""
+# %% [markdown]
+# # flightdeck-rs in a notebook
+#
+# This file is a notebook in Jupytext's percent format and a plain script at once:
+#
+# * as a notebook: open it in JupyterLab or Notebook with `jupytext` installed
+#   (`pip install jupytext`; "Open With > Notebook"), or convert it with
+#   `jupytext --to ipynb examples/notebook_walkthrough.py`;
+# * as a script: `python examples/notebook_walkthrough.py`.
+#
+# It talks to `$FLIGHTDECK_URL` when set (with `$FLIGHTDECK_BASELINE_ID` and
+# `$FLIGHTDECK_CANDIDATE_ID` naming two registered releases of one agent, and
+# `$FLIGHTDECK_LOCAL_API_TOKEN` when the server wants one); otherwise it starts a throwaway
+# local `flightdeck serve` (needs `pip install flightdeck-ai==1.3.0`) and stops it in the last
+# cell. Everything it writes goes to a fresh environment (`$FLIGHTDECK_ENVIRONMENT` to choose
+# one). Section 5 uses pandas when it is installed.
 
 # %% [markdown]
 # ## 1. Connect
@@ -16,9 +34,8 @@ it in the last cell.
 # GIL while it waits on the network.
 
 # %%
-from __future__ import annotations
-
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -29,6 +46,7 @@ from pathlib import Path
 
 from flightdeck_rs import AsyncFlightdeckClient, FlightdeckClient, RunEvent, get_emitter
 from flightdeck_rs._server import FlightdeckServer
+from flightdeck_rs.recipes import runs_dataframe
 
 server: FlightdeckServer | None = None
 if os.environ.get("FLIGHTDECK_URL"):
@@ -109,9 +127,6 @@ latencies = [
 ]
 print(f"{len(latencies)} candidate runs, p50 latency {statistics.median(latencies):.0f} ms")
 
-# With pandas installed, a DataFrame is one line away:
-#   pd.DataFrame(e.model_dump(mode="json") for e in client.iter_runs(...))
-
 # %% [markdown]
 # ## 4. Export to NDJSON
 #
@@ -128,10 +143,48 @@ with out.open("w") as f:
 print(f"exported {n} baseline events to {out}")
 
 # %% [markdown]
-# ## 5. The async twins
+# ## 5. Runs as a pandas DataFrame
 #
-# In Jupyter, cells can `await` directly: `[e async for e in aclient.iter_runs(...)]`.
-# A plain script needs `asyncio.run`.
+# `runs_dataframe` (in `flightdeck_rs.recipes`) takes events from `iter_runs`,
+# `iter_runs_export`, `list_runs(...)["events"]` or the lines of an export file and returns
+# one row per run: `timestamp` is a UTC `datetime64` column, and `request`, `metrics` and
+# `usage.model` are flattened into `metrics.latency_ms`, `usage.model.input_tokens`, ... columns
+# (the names `pandas.json_normalize` uses). pandas stays optional: `flightdeck_rs` never imports
+# it, `runs_dataframe` does when called.
+#
+# With pandas alone, the same frame comes from `pd.json_normalize` of the JSON dumps plus
+# `pd.to_datetime(..., utc=True)`, shown below on the export file of section 4.
+
+# %%
+try:
+    import pandas as pd
+except ImportError:  # pandas is optional
+    pd = None
+    print("pandas is not installed (pip install pandas): skipping the DataFrame recipe")
+
+if pd is not None:
+    runs = runs_dataframe(
+        client.iter_runs(release_id=CANDIDATE, window="1d", environment=ENV, page_size=100)
+    )
+    print(runs[["timestamp", "metrics.latency_ms", "usage.model.input_tokens"]].dtypes)
+    hourly = runs.set_index("timestamp").resample("1h")["metrics.latency_ms"].median()
+    print(f"{len(runs)} runs; median latency per hour:")
+    print(hourly.dropna().tail(3))
+
+    # By hand, from the NDJSON export of section 4:
+    with out.open() as lines:
+        exported = pd.json_normalize([json.loads(line) for line in lines])
+    exported["timestamp"] = pd.to_datetime(exported["timestamp"], utc=True, format="ISO8601")
+    print("export:", len(exported), "rows,", exported["timestamp"].dtype)
+
+# %% [markdown]
+# ## 6. The async twins
+#
+# Every method of `AsyncFlightdeckClient` is a coroutine, and the helpers have `async for`
+# twins. A notebook cell runs on the kernel's event loop, so it can `await` at top level;
+# `asyncio.run()` would fail there ("cannot be called from a running event loop"). A plain
+# script has no running loop and uses `asyncio.run()`. The two cells below are the same step:
+# the notebook gets the first, the script the second (Jupytext's `active` cell marker).
 
 
 # %%
@@ -144,10 +197,17 @@ async def count_failures() -> int:
         return failures
 
 
-print("failed candidate runs:", asyncio.run(count_failures()))
+# %% active="ipynb"
+# failures = await count_failures()
+
+# %% active="py"
+failures = asyncio.run(count_failures())
+
+# %%
+print("failed candidate runs:", failures)
 
 # %% [markdown]
-# ## 6. Compare the releases
+# ## 7. Compare the releases
 
 # %%
 diff = client.post_diff(
@@ -157,7 +217,7 @@ print("confidence:", diff["samples"]["confidence"])
 print("policy passed:", diff["policy"]["passed"], diff["policy"]["reasons"])
 
 # %% [markdown]
-# ## 7. Report live runs without waiting: the emitter
+# ## 8. Report live runs without waiting: the emitter
 #
 # `get_emitter` returns the same background emitter each time the cell is re-run, so a
 # notebook never piles up sender threads. `emit` only queues.
@@ -169,7 +229,7 @@ emitter.flush(timeout_s=5.0)
 print({k: v for k, v in emitter.stats().items() if k in ("accepted", "acked", "requests")})
 
 # %% [markdown]
-# ## 8. Clean up
+# ## 9. Clean up
 
 # %%
 emitter.close()

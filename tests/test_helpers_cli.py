@@ -574,14 +574,40 @@ def test_cli_doctor(server: Any, token_server: Any) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["server_version"] == "1.3.0" and out["mutation_auth"] == "loopback"
-    assert [c["status"] for c in out["checks"]] == ["ok", "ok", "ok", "ok"]
-    run_id = out["round_trip_run_id"]
+    assert out["read_only"] is True and out["release"]["release_id"] == server.baseline_id
+    assert [(c["name"], c["status"]) for c in out["checks"]] == [
+        ("reachable", "ok"),
+        ("auth", "ok"),
+        ("version", "ok"),
+        ("release", "ok"),
+        ("write check", "skip"),
+    ]
+
+    r = run_cli(
+        "doctor",
+        "--url",
+        server.base_url,
+        "--release",
+        server.baseline_id,
+        "--write-check",
+        "--json",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["read_only"] is False and [c["status"] for c in out["checks"]] == ["ok"] * 5
+    written = out["write_check"]
+    assert written["environment"] == cli.DOCTOR_ENVIRONMENT and written["read_back"] is True
     with FlightdeckClient(server.base_url) as c:
-        page = c.list_runs(release_id=server.baseline_id, window="1h", trace_id=run_id)
-    assert [e["run_id"] for e in page["events"]] == [run_id]
+        page = c.list_runs(
+            release_id=server.baseline_id,
+            window="1h",
+            environment=cli.DOCTOR_ENVIRONMENT,
+            trace_id=written["run_id"],
+        )
+    assert [e["run_id"] for e in page["events"]] == [written["run_id"]]
 
     r = run_cli("doctor", "--url", server.base_url)
-    assert r.returncode == 0 and "skip  round trip" in r.stdout
+    assert r.returncode == 0 and "skip  release" in r.stdout and "read-only" in r.stdout
 
     r = run_cli("doctor", "--url", token_server.base_url)
     assert r.returncode == cli.EXIT_AUTH and "requires a token" in r.stdout
@@ -709,6 +735,8 @@ def test_notebook_walkthrough_runs(server: Any) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "240 sent, 240 inserted" in r.stdout and "line 241 rejected" in r.stdout
+    assert "failed candidate runs: " in r.stdout  # the asyncio.run twin of the notebook's await
+    assert "timestamp                   datetime64[ns, UTC]" in r.stdout  # the pandas recipe
 
 
 # ----------------------------------------------------------------------------- typing

@@ -6,9 +6,13 @@ Commands:
   to ``POST /v1/events``; bad lines are reported with their line numbers, the rest are sent.
 * ``flightdeck-rs export --release R --window 7d [-o FILE]``: write the run events of a
   release as NDJSON (to standard output by default).
-* ``flightdeck-rs doctor [--release R]``: check that the server answers, how it
-  authenticates, its version, and (with ``--release``) a write/read round trip.
-* ``flightdeck-rs demo``: the end-to-end demo against a throwaway local server.
+* ``flightdeck-rs doctor [--release R] [--write-check]``: check that the server answers, how
+  it authenticates, its version and (with ``--release``) read access to a release. Read-only;
+  ``--write-check`` also stores one test event in environment ``flightdeck-rs-doctor`` of the
+  release and reads it back.
+* ``flightdeck-rs demo``: the end-to-end demo against a throwaway local server, or with
+  ``--url URL --baseline R --candidate R`` against an existing one (written to a new
+  environment).
 
 Every command takes ``--url`` (default ``$FLIGHTDECK_URL`` or ``http://127.0.0.1:8765``),
 ``--token`` (default ``$FLIGHTDECK_LOCAL_API_TOKEN``), ``--json`` (one JSON object on
@@ -506,13 +510,55 @@ def _header_version(url: str) -> str | None:
         return None
 
 
-def _doctor_round_trip(client: FlightdeckClient, doc: _Doctor, args: argparse.Namespace) -> None:
+#: Environment the ``doctor --write-check`` event is stored in. Diffs, promotions and policy
+#: checks read events of one release *and one environment*, so an event here never enters
+#: the outcome for any environment a real deployment uses.
+DOCTOR_ENVIRONMENT = "flightdeck-rs-doctor"
+_DOCTOR_READ_WINDOW = "1h"
+
+
+def _doctor_find_release(client: FlightdeckClient, doc: _Doctor, release_id: str) -> dict[str, Any]:
     releases = client.list_releases().get("releases", [])
-    release = next((r for r in releases if r.get("release_id") == args.release), None)
+    release = next((r for r in releases if r.get("release_id") == release_id), None)
     if release is None:
-        doc.add("fail", "round trip", f"release {args.release} is not registered on the server")
-        raise CliError(EXIT_USAGE, "usage", f"unknown release {args.release}")
-    environment = args.environment or release.get("environment") or "local"
+        doc.add("fail", "release", f"release {release_id} is not registered on the server")
+        raise CliError(EXIT_USAGE, "usage", f"unknown release {release_id}")
+    return dict(release)
+
+
+def _doctor_read_check(
+    client: FlightdeckClient, doc: _Doctor, args: argparse.Namespace, release: dict[str, Any]
+) -> None:
+    """Read access to the release: one ``GET /v1/runs`` page of at most one event."""
+    started = time.perf_counter()
+    page = client.list_runs(
+        release_id=args.release,
+        window=_DOCTOR_READ_WINDOW,
+        environment=args.environment,
+        limit=1,
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    environment = (page.get("filters") or {}).get("environment") or args.environment
+    doc.info["release"] = {
+        "release_id": args.release,
+        "agent_id": release.get("agent_id"),
+        "version": release.get("version"),
+        "environment": environment,
+        "runs_last_hour": page.get("matched_total"),
+    }
+    doc.add(
+        "ok",
+        "release",
+        f"{args.release} ({release.get('agent_id')} {release.get('version')}) is readable: "
+        f"{page.get('matched_total')} run(s) in environment {environment!r} in the last hour "
+        f"({elapsed_ms:.0f} ms)",
+    )
+
+
+def _doctor_write_check(
+    client: FlightdeckClient, doc: _Doctor, args: argparse.Namespace, release: dict[str, Any]
+) -> None:
+    """Stores one test event in :data:`DOCTOR_ENVIRONMENT` and reads it back."""
     run_id = f"flightdeck-rs-doctor-{uuid.uuid4().hex}"
     event = RunEvent(
         timestamp=datetime.now(UTC),
@@ -521,7 +567,7 @@ def _doctor_round_trip(client: FlightdeckClient, doc: _Doctor, args: argparse.Na
         run_id=run_id,
         tenant_id="flightdeck-rs-doctor",
         task_id="doctor",
-        environment=environment,
+        environment=DOCTOR_ENVIRONMENT,
         request={"trace_id": run_id},
         metrics={"success": True, "latency_ms": 0},
         usage={
@@ -537,32 +583,56 @@ def _doctor_round_trip(client: FlightdeckClient, doc: _Doctor, args: argparse.Na
     started = time.perf_counter()
     inserted = client.ingest_run_events([event])
     page = client.list_runs(
-        release_id=args.release, window="1h", environment=environment, trace_id=run_id, limit=5
+        release_id=args.release,
+        window=_DOCTOR_READ_WINDOW,
+        environment=DOCTOR_ENVIRONMENT,
+        trace_id=run_id,
+        limit=5,
     )
     elapsed_ms = (time.perf_counter() - started) * 1000
     found = [e for e in page.get("events", []) if e.get("run_id") == run_id]
-    doc.info["round_trip_run_id"] = run_id
+    doc.info["write_check"] = {
+        "run_id": run_id,
+        "release_id": args.release,
+        "environment": DOCTOR_ENVIRONMENT,
+        "inserted": inserted,
+        "read_back": bool(found),
+    }
+    where = f"release {args.release}, environment {DOCTOR_ENVIRONMENT!r}"
     if inserted == 1 and found:
         doc.add(
             "ok",
-            "round trip",
-            f"wrote {run_id} to {args.release} ({environment}) and read it back "
-            f"in {elapsed_ms:.0f} ms",
+            "write check",
+            f"stored test event {run_id} in {where} and read it back in {elapsed_ms:.0f} ms "
+            "(it stays there; no other environment's diff or promotion reads it)",
         )
     else:
         doc.add(
             "fail",
-            "round trip",
-            f"wrote {run_id} (inserted={inserted}) but GET /v1/runs did not return it",
+            "write check",
+            f"stored test event {run_id} in {where} (inserted={inserted}) but GET /v1/runs "
+            "did not return it",
         )
-        raise CliError(EXIT_HTTP, "round_trip", "the test event could not be read back")
+        raise CliError(EXIT_HTTP, "write_check", "the test event could not be read back")
 
 
 def _cmd_doctor(args: argparse.Namespace, settings: _Settings) -> int:
+    if args.write_check and args.release is None:
+        raise CliError(
+            EXIT_USAGE,
+            "usage",
+            "--write-check needs --release REL_ID (the test event is stored in that release, "
+            f"environment {DOCTOR_ENVIRONMENT!r})",
+        )
     doc = _Doctor(settings)
-    doc.info.update(url=settings.url, client_version=__version__)
+    doc.info.update(url=settings.url, client_version=__version__, read_only=not args.write_check)
     if not settings.json:
-        _say(sys.stdout, f"{_PROG} doctor: {settings.url} (client {__version__})")
+        mode = (
+            f"with --write-check: stores one test event in environment {DOCTOR_ENVIRONMENT!r}"
+            if args.write_check
+            else "read-only"
+        )
+        _say(sys.stdout, f"{_PROG} doctor: {settings.url} (client {__version__}; {mode})")
     code = EXIT_OK
     try:
         with _client(settings) as client:
@@ -628,13 +698,21 @@ def _cmd_doctor(args: argparse.Namespace, settings: _Settings) -> int:
             if code != EXIT_OK:
                 pass
             elif args.release is None:
+                doc.add("skip", "release", "pass --release REL_ID to check read access to it")
+            else:
+                release = _doctor_find_release(client, doc, args.release)
+                _doctor_read_check(client, doc, args, release)
+                if args.write_check:
+                    _doctor_write_check(client, doc, args, release)
+            if not args.write_check:
                 doc.add(
                     "skip",
-                    "round trip",
-                    "pass --release REL_ID to write one test event and read it back",
+                    "write check",
+                    "read-only: nothing was written (--write-check --release REL_ID stores "
+                    f"one test event in environment {DOCTOR_ENVIRONMENT!r})",
                 )
-            else:
-                _doctor_round_trip(client, doc, args)
+            elif code != EXIT_OK:
+                doc.add("skip", "write check", "not run: an earlier check failed")
     except CliError as exc:
         code = exc.code
         doc.info["error"] = {"kind": exc.kind, "message": exc.message}
@@ -663,7 +741,18 @@ def _cmd_doctor(args: argparse.Namespace, settings: _Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: _Settings) -> int:
     from flightdeck_rs import demo
 
-    return demo.main()
+    # Only an explicit --url drives an existing server ($FLIGHTDECK_URL does not): the demo
+    # writes events and promotions.
+    url = getattr(args, "url", None)
+    return demo.run_demo(
+        url=settings.url if url is not None else None,
+        token=settings.token if url is not None else None,
+        baseline=args.baseline,
+        candidate=args.candidate,
+        model=args.model,
+        json_output=settings.json,
+        timeout_s=settings.timeout_s,
+    )
 
 
 # ----------------------------------------------------------------------------- parser
@@ -791,26 +880,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "doctor",
-        help="check connectivity, auth, version and a round trip",
-        description="Check that the server answers, how it authenticates and "
-        "its version; with --release, write one uniquely named test event "
-        "(zero tokens, label flightdeck_rs.doctor) and read it back.",
+        help="read-only checks: reachable, auth, version, read access to a release",
+        description="Check that the server answers (GET /health), how it authenticates "
+        "and its version (GET /v1/workspace) and, with --release, that the release is "
+        "registered and its runs can be read (GET /v1/releases, one GET /v1/runs page). "
+        "Read-only: nothing is written unless --write-check is given.",
     )
     p.add_argument(
         "--release",
         metavar="RELEASE_ID",
-        help="release to write the round-trip test event to (skipped without it)",
+        help="release to check read access to (skipped without it)",
     )
-    p.add_argument("--environment", help="environment of the test event (default: the release's)")
+    p.add_argument(
+        "--environment",
+        help="environment of the read check (default: the server's default environment)",
+    )
+    p.add_argument(
+        "--write-check",
+        action="store_true",
+        help="also STORE one test event (zero tokens, label flightdeck_rs.doctor) in the "
+        f"--release, environment {DOCTOR_ENVIRONMENT!r}, and read it back; the event "
+        "stays in the ledger (it is counted in /v1/metrics and shows up when that "
+        "environment is exported) but no diff, promotion or policy check of any other "
+        "environment reads it",
+    )
     _common(p)
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser(
         "demo",
-        help="run the end-to-end demo against a throwaway local server",
+        help="run the end-to-end demo (a throwaway local server, or --url)",
         description="Start a temporary `flightdeck serve`, drive it with the "
-        "flightdeck-rs clients and print a summary.",
+        "flightdeck-rs clients and print a summary. With --url, drive that existing "
+        "server instead: --baseline and --candidate name two registered releases of one "
+        "agent, and everything the demo writes (40 events, two promotions and their audit "
+        "actions) goes to a new environment, so no other environment's diffs, promotions "
+        "or policy verdicts change. $FLIGHTDECK_URL is not used by this command.",
     )
+    from flightdeck_rs import demo
+
+    demo.add_arguments(p)
     _common(p)
     p.set_defaults(func=_cmd_demo)
     return parser
