@@ -894,3 +894,56 @@ def test_run_ids_are_uuid4_and_fresh() -> None:
     ids = {tracking.new_run_id() for _ in range(5_000)}
     assert len(ids) == 5_000
     assert all(UUID4.match(i) for i in ids)
+
+
+# ----------------------------------------------------------------------------- typing
+
+TYPED_MISUSE = """
+from flightdeck_rs import Emitter
+
+emitter = Emitter("http://127.0.0.1:9")
+
+
+@emitter.track(agent_id="a", release_id="r", tenant_id="t", task_id="k", environment="e")
+def handle(ticket: int, *, urgent: bool = False) -> str:
+    return str(ticket)
+
+
+@emitter.track(agent_id="a", release_id="r", tenant_id="t", task_id="k", environment="e")
+async def ahandle(ticket: int) -> int:
+    return ticket
+
+
+handle("not an int")
+handle(1, urgent="yes")
+n: int = handle(1)
+s: str = ahandle(1)
+emitter.track(release_id="r", tenant_id="t", task_id="k", environment="e")
+"""
+
+
+def test_mypy_sees_the_wrapped_signature(tmp_path: Any) -> None:
+    """The decorator keeps the function's type: misuse of a tracked function is a type error
+    (``tests/typing_usage.py`` holds the correct uses)."""
+    pytest.importorskip("mypy")
+    path = tmp_path / "misuse.py"
+    path.write_text(TYPED_MISUSE)
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        check=False,
+    )
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert 'Argument 1 to "handle" has incompatible type "str"; expected "int"' in out
+    assert 'Argument "urgent" to "handle" has incompatible type "str"; expected "bool"' in out
+    assert (
+        'Incompatible types in assignment (expression has type "str", variable has type "int")'
+        in out
+    )
+    assert '(expression has type "Coroutine[Any, Any, int]", variable has type "str")' in out
+    assert 'Missing named argument "agent_id" for "track"' in out
+    assert sum(": error: " in line for line in out.splitlines()) == 5, out
