@@ -799,6 +799,9 @@ def test_readers_on_dicts_chunks_and_llm_output_forms() -> None:
     )
     assert read_usage(lc_anthropic) == [ModelUsage("anthropic", "claude-3-5-haiku-latest", 6, 2, 3)]
     assert read_usage(NS(generations=[], llm_output=None)) == []
+    # A ChatResult (what a chat model's _generate returns) has a flat list of generations.
+    chat_result = NS(generations=langchain_result().generations[0], llm_output=None)
+    assert read_usage(chat_result) == [ModelUsage("openai", "gpt-4o-mini", 80, 10, 20)]
     # Overrides.
     assert read_usage(openai_chat(), provider="azure", model="my-deploy") == [
         ModelUsage("azure", "my-deploy", 90, 40, 30)

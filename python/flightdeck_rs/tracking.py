@@ -178,7 +178,7 @@ class Run:
         self._ids = ids
         self._default_model = default_model
         self._usage: list[tuple[str, str, int, int, int]] = []
-        self._tools: list[tuple[str, int, float]] | None = None
+        self._tools: list[tuple[str, int, float]] = []
         self._error_type: str | None = None
         self._success = True
         self._session_id: str | None = None
@@ -302,10 +302,7 @@ class Run:
                 self.run_id,
             )
             return
-        tools = self._tools
-        if tools is None:
-            tools = self._tools = []
-        tools.append((str(tool_name), n, cost))
+        self._tools.append((str(tool_name), n, cost))
 
     def add_usage_from(
         self, response: object, *, provider: str | None = None, model: str | None = None

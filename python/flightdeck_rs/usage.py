@@ -130,7 +130,9 @@ def _langchain(result: Any, provider: str | None, model: str | None) -> list[Mod
     fallback_model = _name(_get(llm_output, "model_name")) or _name(_get(llm_output, "model"))
     found = False
     for batch in _get(result, "generations") or ():
-        for gen in batch or ():
+        # LLMResult nests a list per prompt; a ChatResult's list is flat.
+        flat = _has(batch, "message") or _has(batch, "text")
+        for gen in (batch,) if flat else batch or ():
             message = _get(gen, "message")
             meta = _get(message, "usage_metadata")
             if meta is None:
