@@ -509,6 +509,61 @@ def test_async_generators(tr: Tracked) -> None:
     assert all(model_of(runs[f"many-{k}"])[2:4] == (8, 4) for k in range(20))
 
 
+def test_async_generator_asend_athrow_and_untracked_fallback(tr: Tracked) -> None:
+    @tr.em.track(**tr.ids, provider="openai", model=MODEL)
+    async def acc() -> AsyncIterator[int]:
+        total = 0
+        while True:
+            try:
+                got = yield total
+            except ValueError:
+                current_run().fail("ValueHandled")  # type: ignore[union-attr]
+                got = 100
+            if got is None:
+                return
+            total += got
+
+    @tr.em.track(**{**tr.ids, "tenant_id": lambda: 1 / 0}, provider="openai", model=MODEL)
+    async def untracked() -> AsyncIterator[int]:
+        got = yield 1
+        assert current_run() is None
+        yield got * 2
+
+    async def main() -> None:
+        g = acc()
+        assert await g.asend(None) == 0
+        assert await g.asend(5) == 5
+        assert await g.athrow(ValueError("x")) == 105
+        with pytest.raises(StopAsyncIteration):
+            await g.asend(None)
+        u = untracked()
+        assert await u.asend(None) == 1
+        assert await u.asend(21) == 42
+        await u.aclose()
+
+    asyncio.run(main())
+    assert tr.em.stats()["track_errors"] == 1
+    (got,) = tr.runs(1).values()
+    assert (got["metrics"]["success"], got["metrics"]["error_type"]) == (False, "ValueHandled")
+
+
+def test_current_run_across_threads_and_to_thread(tr: Tracked) -> None:
+    seen: list[Run | None] = []
+
+    async def main() -> Run:
+        async with tr.em.run(**tr.ids, provider="openai", model=MODEL) as run:
+            # asyncio.to_thread copies the context: the worker records into the run.
+            await asyncio.to_thread(lambda: current_run().add_model_usage("openai", MODEL, 4, 2))  # type: ignore[union-attr]
+            t = threading.Thread(target=lambda: seen.append(current_run()))
+            t.start()
+            t.join()
+        return run
+
+    run = asyncio.run(main())
+    assert seen == [None]  # a new thread starts without a current run
+    assert model_of(tr.runs(1)[run.run_id]) == ("openai", MODEL, 4, 2, 0)
+
+
 # ----------------------------------------------------------------------------- never breaks
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import json
 import logging
 import operator
 import os
@@ -505,6 +504,8 @@ class Run:
             if (op, om) != (p, m)
         ]
         if isinstance(labels, dict):
+            import json  # only for multi-model runs: keeps the package's import light
+
             labels = {**labels, OTHER_MODELS_LABEL: json.dumps(others, separators=(",", ":"))}
         self._emitter._track_count("track_multi_model")
         global _warned_multi_model
@@ -806,16 +807,14 @@ def _wrap_asyncgen(
     async def asyncgen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         run = factory(args, kwargs)
         agen = fn(*args, **kwargs)
-        if run is None:
-            async for item in agen:
-                yield item
-            return
-        run._begin()
+        # Untracked (run is None): the same delegation, with the current run left as it is.
+        if run is not None:
+            run._begin()
         to_send: Any = None
         to_throw: BaseException | None = None
         try:
             while True:
-                token = _current.set(run)
+                token = _current.set(run) if run is not None else None
                 try:
                     if to_throw is None:
                         item = await agen.asend(to_send)
@@ -825,28 +824,34 @@ def _wrap_asyncgen(
                 except StopAsyncIteration:
                     break
                 finally:
-                    _reset(token)
+                    if token is not None:
+                        _reset(token)
                 try:
                     to_send = yield item
                 except GeneratorExit:
                     raise
-                except BaseException as e:
+                except BaseException as e:  # thrown in by the consumer: pass it on
                     to_throw = e
         except GeneratorExit as e:
-            token = _current.set(run)
+            token = _current.set(run) if run is not None else None
             try:
                 await agen.aclose()
             except BaseException as err:
-                run._end(err)
+                if run is not None:
+                    run._end(err)
                 raise
             finally:
-                _reset(token)
-            run._end(e)
+                if token is not None:
+                    _reset(token)
+            if run is not None:
+                run._end(e)
             raise
         except BaseException as e:
-            run._end(e)
+            if run is not None:
+                run._end(e)
             raise
-        run._end(None)
+        if run is not None:
+            run._end(None)
 
     return asyncgen_wrapper
 
