@@ -972,12 +972,14 @@ class TrackingMixin:
     ) -> _Decorator:
         """A decorator making every call of a function one run (see :meth:`run`).
 
-        Works on plain functions, coroutine functions, generators and async generators
-        (a generator's run lasts from its first item until it is exhausted, raises or is
-        closed). Any id, ``run_id`` and ``labels`` may be a callable of the call's arguments,
-        e.g. ``tenant_id=lambda ticket, **_: ticket.tenant``; if one raises or returns a
-        non-str, that call runs untracked (counted in ``stats()["track_errors"]`` and
-        logged). The decorated function keeps its signature and type.
+        Works on plain functions, coroutine functions, generators and async generators,
+        recognised with :mod:`inspect` (a generator's run lasts from its first item until it
+        is exhausted, raises or is closed; a plain function that returns an awaitable is
+        timed until it returns). Any id, ``run_id`` and ``labels`` may be a callable of the
+        call's arguments, e.g. ``tenant_id=lambda ticket, **_: ticket.tenant``; if one
+        raises or returns a non-str, that call runs untracked (counted in
+        ``stats()["track_errors"]`` and logged). The decorated function keeps its signature
+        and type.
 
         Raises:
             TypeError: at decoration time, for a missing id, an id that is neither a str nor
