@@ -13,6 +13,10 @@ order of the clients rotates every repeat) and reports the median of the repeats
               ``ingest_run_events`` calls of 500 events: its rate / its idle rate, and wall time
 6. memory     peak RSS growth of a fresh process holding 100,000 events      [bytes/event]
 7. e2e        50,000 events into a real ``flightdeck serve``                   [events/s]
+8. track      added cost of a tracked run vs an empty function, p50 and p99  [µs/run]
+              (``bench/track_bench.py``: ours = ``emitter.run()`` + one ``add_model_usage``;
+              reference = pydantic ``RunEvent`` + ``ingest_run_events`` per run; limit = a
+              hand-built dict + ``emitter.emit``)
 
 The three contenders:
 
@@ -129,7 +133,7 @@ QUICK = Sizes(
     e2e_reps=1,
 )
 
-WORKLOADS = ("construct", "ingest", "health", "fanout", "gil", "memory", "e2e")
+WORKLOADS = ("construct", "ingest", "health", "fanout", "gil", "memory", "e2e", "track")
 
 
 # ----------------------------------------------------------------------------- events
@@ -850,6 +854,8 @@ TARGETS = [
     Target("gil", "other thread keeps ≥0.85 of its idle rate", lambda r, _w: r.ours >= 0.85),
     Target("gil_wall", "less wall time than the reference", lambda r, _w: r.ours < r.ref),
     Target("memory", "≤ 1/3 of the reference's bytes per event", lambda r, _w: r.ours <= r.ref / 3),
+    Target("track", "added p50 ≤ 10 µs per tracked run", lambda r, _w: r.ours <= 10.0),
+    Target("track_p99", "added p99 ≤ 50 µs per tracked run", lambda r, _w: r.ours <= 50.0),
 ]
 
 
@@ -876,6 +882,9 @@ def rows_from(w: dict[str, Any]) -> list[Row]:
         rows.append(mk("memory", "memory per held event", w["memory"]))
     if "e2e" in w:
         rows.append(mk("e2e", "e2e into flightdeck serve", w["e2e"]))
+    if "track" in w:
+        rows.append(mk("track", "tracked run, added p50", w["track"]))
+        rows.append(mk("track_p99", "tracked run, added p99", w["track"]["p99"]))
     return rows
 
 
@@ -1180,6 +1189,10 @@ def main() -> int:
                 w[name] = w_fanout(cs, sz, url, checks)
             elif name == "gil":
                 w[name] = w_gil(cs, sz, url, checks, prebuilt)
+            elif name == "track":
+                import track_bench
+
+                w[name] = track_bench.w_track(url, args.quick, checks)
             progress(f"done in {time.perf_counter() - t0:.1f} s")
         prebuilt.clear()
     gc.collect()

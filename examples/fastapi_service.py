@@ -1,28 +1,29 @@
-"""A FastAPI service that reports one ``RunEvent`` per request through the background emitter.
+"""A FastAPI service that reports one run per request with ``@emitter.track``.
 
-The emitter is created in the app's lifespan and closed (flushing what is queued) when the
-app shuts down; ``emit()`` only queues, so the endpoint never waits on FlightDeck::
+The tracked function is the agent's entry point: each call becomes one ``RunEvent`` (start
+time, latency, success or the exception's class name, token usage read from the LLM's
+response, tenant from the call's arguments), queued by the background emitter, so the
+endpoint never waits on FlightDeck. The app's lifespan closes the emitter (flushing what is
+queued) when the app shuts down::
 
     pip install fastapi uvicorn
     FLIGHTDECK_URL=http://127.0.0.1:8765 FLIGHTDECK_RELEASE_ID=rel_abc \\
         uvicorn examples.fastapi_service:app --port 8000
 
-    curl -X POST 'http://127.0.0.1:8000/answer?question=hello'
+    curl -X POST 'http://127.0.0.1:8000/answer?question=hello&tenant=tenant_a'
 
 FastAPI is imported inside :func:`create_app`, so this module imports without it. (No
 ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at run
-time, and ``Request`` is a local name of :func:`create_app`.)
+time.)
 """
 
+import asyncio
 import os
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flightdeck_rs import Emitter, RunEvent
+from flightdeck_rs import Emitter, current_run
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -31,37 +32,22 @@ AGENT_ID = "agent_support"
 MODEL = "gpt-4.1-mini"
 
 
-def run_event(release_id: str, environment: str, *, latency_ms: int, ok: bool) -> RunEvent:
-    """Builds the event describing one handled request.
-
-    Args:
-        release_id: The release this service runs.
-        environment: Where it runs.
-        latency_ms: How long the request took.
-        ok: Whether it succeeded.
-
-    Returns:
-        A ``run_end`` event with a fresh ``run_id``.
-    """
-    return RunEvent(
-        timestamp=datetime.now(UTC),
-        agent_id=AGENT_ID,
-        release_id=release_id,
-        run_id=f"run-{uuid.uuid4().hex}",
-        tenant_id="tenant_demo",
-        task_id="task_answer",
-        environment=environment,
-        metrics={"success": ok, "latency_ms": latency_ms},
-        usage={
-            "model": {
-                "provider": "openai",
-                "model": MODEL,
-                "input_tokens": 420,
-                "output_tokens": 96,
-            }
+async def call_llm(question: str) -> dict[str, Any]:
+    """Stand-in for ``await openai_client.chat.completions.create(...)``: a response shaped
+    like OpenAI's chat completion (as ``model_dump()`` gives it)."""
+    await asyncio.sleep(0.01)
+    prompt_tokens = 400 + len(question)
+    return {
+        "object": "chat.completion",
+        "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": question[::-1]}}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 96,
+            "total_tokens": prompt_tokens + 96,
+            "prompt_tokens_details": {"cached_tokens": 256},
         },
-        labels={"service": "fastapi_example"},
-    )
+    }
 
 
 def create_app(
@@ -83,17 +69,38 @@ def create_app(
     Returns:
         A FastAPI application with ``POST /answer`` and ``GET /emitter``.
     """
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI, HTTPException
 
     url = base_url or os.environ.get("FLIGHTDECK_URL", "http://127.0.0.1:8765")
     release = release_id or os.environ.get("FLIGHTDECK_RELEASE_ID", "rel_unknown")
     env = environment or os.environ.get("FLIGHTDECK_ENVIRONMENT", "local")
     token = api_token or os.environ.get("FLIGHTDECK_LOCAL_API_TOKEN") or None
+    emitter = Emitter(url, api_token=token, flush_interval_s=0.2)
+
+    @emitter.track(
+        agent_id=AGENT_ID,
+        release_id=release,
+        tenant_id=lambda question, tenant: tenant,  # from the call's arguments
+        task_id="task_answer",
+        environment=env,
+        labels={"service": "fastapi_example"},
+        provider="openai",  # the model of a run that fails before its LLM call
+        model=MODEL,
+    )
+    async def answer_question(question: str, tenant: str) -> dict[str, str]:
+        """The agent: one call is one tracked run."""
+        run = current_run()
+        if not question.strip():
+            raise ValueError("empty question")  # the run is sent with error_type=ValueError
+        completion = await call_llm(question)
+        if run is not None:
+            run.add_usage_from(completion)  # tokens, cached tokens and model of the response
+            run.labels["question_chars"] = str(len(question))
+        reply = completion["choices"][0]["message"]["content"]
+        return {"answer": reply, "run_id": run.run_id if run is not None else ""}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        emitter = Emitter(url, api_token=token, flush_interval_s=0.2)
-        app.state.emitter = emitter
         try:
             yield
         finally:
@@ -101,20 +108,18 @@ def create_app(
             await emitter.aclose(timeout_s=5.0)
 
     app = FastAPI(title="flightdeck-rs example service", lifespan=lifespan)
+    app.state.emitter = emitter
 
     @app.post("/answer")
-    async def answer(question: str, request: Request) -> dict[str, Any]:
-        started = time.perf_counter()
-        reply = question[::-1]  # stand-in for the real work (an LLM call, ...)
-        latency_ms = int((time.perf_counter() - started) * 1000)
-        event = run_event(release, env, latency_ms=latency_ms, ok=True)
-        queued = request.app.state.emitter.emit(event)
-        return {"answer": reply, "run_id": event.run_id, "queued": queued}
+    async def answer(question: str, tenant: str = "tenant_demo") -> dict[str, str]:
+        try:
+            return await answer_question(question, tenant)
+        except ValueError as e:
+            raise HTTPException(status_code=422, detail=str(e)) from e
 
     @app.get("/emitter")
-    async def emitter_stats(request: Request) -> dict[str, Any]:
-        stats: dict[str, Any] = request.app.state.emitter.stats()
-        return stats
+    async def emitter_stats() -> dict[str, Any]:
+        return emitter.stats()
 
     return app
 

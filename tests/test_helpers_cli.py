@@ -710,11 +710,21 @@ def test_fastapi_example_emits_through_lifespan(server: Any, client: FlightdeckC
     app = example.create_app(server.base_url, release_id=server.baseline_id, environment=env)
     with testclient.TestClient(app) as http:
         replies = [http.post("/answer", params={"question": f"q{i}"}).json() for i in range(3)]
-        assert all(r["queued"] is True for r in replies)
-        assert http.get("/emitter").json()["accepted"] == 3
+        assert http.post("/answer", params={"question": " ", "tenant": "t_b"}).status_code == 422
+        assert http.get("/emitter").json()["accepted"] == 4
     # Leaving the TestClient ran the lifespan exit: the emitter flushed and closed.
-    stored = run_ids(client.iter_runs(release_id=server.baseline_id, window="1h", environment=env))
-    assert sorted(stored) == sorted(r["run_id"] for r in replies)
+    stored = {
+        e.run_id: e
+        for e in client.iter_runs(release_id=server.baseline_id, window="1h", environment=env)
+    }
+    assert set(r["run_id"] for r in replies) < set(stored) and len(stored) == 4
+    for r in replies:  # tracked runs: usage read from the OpenAI-shaped response
+        e = stored[r["run_id"]]
+        assert e.metrics.success and e.tenant_id == "tenant_demo"
+        assert (e.usage.model.input_tokens, e.usage.model.cached_input_tokens) == (146, 256)
+        assert e.labels == {"service": "fastapi_example", "question_chars": "2"}
+    (failed,) = [e for e in stored.values() if not e.metrics.success]
+    assert (failed.metrics.error_type, failed.tenant_id) == ("ValueError", "t_b")
 
 
 def test_notebook_walkthrough_runs(server: Any) -> None:

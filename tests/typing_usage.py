@@ -17,10 +17,12 @@ from flightdeck_rs import (
     AsyncFlightdeckClient,
     Emitter,
     FlightdeckClient,
+    Run,
     RunEvent,
     ValidationError,
     __version__,
     cli,
+    current_run,
     get_emitter,
     helpers,
     models,
@@ -226,6 +228,67 @@ async def async_emitter_usage() -> None:
     async with Emitter("http://127.0.0.1:8765") as e:
         assert_type(await e.aflush(), bool)
         assert_type(await e.aclose(), bool)
+
+
+def tracking_usage(emitter: Emitter) -> None:
+    with emitter.run(
+        agent_id="a",
+        release_id="r",
+        tenant_id="t",
+        task_id="k",
+        environment="e",
+        labels={"k": "v"},
+        provider="openai",
+        model="m",
+    ) as run:
+        assert_type(run, Run)
+        run.add_model_usage("openai", "gpt-4.1-mini", 10, 2, cached_input_tokens=1)
+        run.add_tool("search", invocations=2, cost_units=0.5)
+        run.labels["ticket"] = "T-1"
+        run.fail("Handled")
+        run.set_request(session_id="s", trace_id="t", span_id="p")
+        assert_type(run.add_usage_from(object(), provider="openai"), int)
+        assert_type(run.run_id, str)
+        assert_type(run.success, bool)
+        assert_type(run.error_type, str | None)
+    assert_type(current_run(), Run | None)
+
+    @emitter.track(
+        agent_id="a",
+        release_id="r",
+        tenant_id=lambda ticket, **_: str(ticket),
+        task_id="k",
+        environment="e",
+        run_id=lambda ticket, **_: f"run-{ticket}",
+        labels=lambda ticket, **_: {"ticket": str(ticket)},
+    )
+    def handle(ticket: int, *, urgent: bool = False) -> str:
+        return str(ticket)
+
+    @emitter.track(agent_id="a", release_id="r", tenant_id="t", task_id="k", environment="e")
+    def stream(n: int) -> Iterator[int]:
+        yield n
+
+    @emitter.track(agent_id="a", release_id="r", tenant_id="t", task_id="k", environment="e")
+    async def astream(n: int) -> AsyncIterator[int]:
+        yield n
+
+    assert_type(handle(1, urgent=True), str)
+    assert_type(stream(1), Iterator[int])
+    assert_type(astream(1), AsyncIterator[int])
+
+
+async def async_tracking_usage(emitter: Emitter) -> None:
+    async with emitter.run(
+        agent_id="a", release_id="r", tenant_id="t", task_id="k", environment="e"
+    ) as run:
+        assert_type(run, Run)
+
+    @emitter.track(agent_id="a", release_id="r", tenant_id="t", task_id="k", environment="e")
+    async def ahandle(ticket: int) -> list[int]:
+        return [ticket]
+
+    assert_type(await ahandle(1), list[int])
 
 
 def cli_usage() -> None:

@@ -13,13 +13,16 @@ from flightdeck_rs._native import __version__
 from flightdeck_rs.emitter import Emitter, get_emitter
 from flightdeck_rs.models import RunEvent
 from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
+from flightdeck_rs.tracking import Run, current_run
 
 __all__ = [
     "AsyncFlightdeckClient",
     "Emitter",
     "FlightdeckClient",
+    "Run",
     "RunEvent",
     "ValidationError",
     "__version__",
+    "current_run",
     "get_emitter",
 ]

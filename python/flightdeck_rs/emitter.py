@@ -21,6 +21,7 @@ from typing import Any
 
 from flightdeck_rs._errors import check_api_token
 from flightdeck_rs._native import NativeEmitter
+from flightdeck_rs.tracking import TrackingMixin
 
 __all__ = ["Emitter", "get_emitter"]
 
@@ -76,8 +77,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Emitter:
-    """Sends run events in the background.
+class Emitter(TrackingMixin):
+    """Sends run events in the background; ``run()`` / ``track()`` build them (see
+    :mod:`flightdeck_rs.tracking`).
 
     Args:
         base_url: Server URL, e.g. ``"http://127.0.0.1:8765"``.
@@ -252,10 +254,11 @@ class Emitter:
         queue_events + in_flight``; ``queue_full``, ``too_large`` (at ``emit``),
         ``after_close`` and sync-mode ``spool_full`` drops were never accepted. With a spool,
         ``spool_bytes``, ``spool_replayed``, ``spool_corrupt_lines`` and ``left_in_spool``
-        are reported too.
+        are reported too. Run tracking adds its ``track_*`` counters.
         """
         self._drain_notices()
         stats: dict[str, Any] = self._native.stats()
+        stats.update(self._track_stats())
         return stats
 
     def __enter__(self) -> Emitter:
