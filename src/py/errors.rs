@@ -6,9 +6,38 @@ use pyo3::types::PyDict;
 
 use crate::core::error::Error;
 
-/// Converts a core error into the matching Python exception. Transport errors become the
-/// `httpx.RequestError` subclass httpx would raise, carrying an `httpx.Request`.
+/// Converts a core error into the matching Python exception, for the async face.
+/// Transport errors become the `httpx.RequestError` subclass httpx would raise, carrying an
+/// `httpx.Request`, with the message httpx's async transport gives (see
+/// [`Error::async_text`]).
 pub fn to_pyerr(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
+    let text = e.async_text().map(str::to_string);
+    convert(py, e, text, method, url)
+}
+
+/// [`to_pyerr`] for the blocking face, whose httpx transport reports a reset during the
+/// upload as the closed connection it reads afterwards, and words errors as the core does.
+pub fn to_pyerr_sync(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
+    let e = match e {
+        Error::UploadReset(_) => {
+            Error::RemoteProtocol("Server disconnected without sending a response.".into())
+        }
+        other => other,
+    };
+    convert(py, e, None, method, url)
+}
+
+/// [`to_pyerr`] or [`to_pyerr_sync`], by face.
+pub fn to_pyerr_for(py: Python<'_>, e: Error, method: &str, url: &str, sync: bool) -> PyErr {
+    if sync {
+        to_pyerr_sync(py, e, method, url)
+    } else {
+        to_pyerr(py, e, method, url)
+    }
+}
+
+/// `text` replaces the error's own message.
+fn convert(py: Python<'_>, e: Error, text: Option<String>, method: &str, url: &str) -> PyErr {
     match &e {
         Error::InvalidUrl(m) => return httpx_error(py, "InvalidURL", m, None),
         Error::Closed => return PyRuntimeError::new_err(e.to_string()),
@@ -20,19 +49,8 @@ pub fn to_pyerr(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
         py.import("httpx")?.getattr("Request")?.call1((method, url))
     })()
     .ok();
-    httpx_error(py, class, &e.to_string(), request)
-}
-
-/// [`to_pyerr`] for the blocking face, whose httpx transport reports a reset during the
-/// upload as the closed connection it reads afterwards.
-pub fn to_pyerr_sync(py: Python<'_>, e: Error, method: &str, url: &str) -> PyErr {
-    let e = match e {
-        Error::UploadReset(_) => {
-            Error::RemoteProtocol("Server disconnected without sending a response.".into())
-        }
-        other => other,
-    };
-    to_pyerr(py, e, method, url)
+    let text = text.unwrap_or_else(|| e.to_string());
+    httpx_error(py, class, &text, request)
 }
 
 fn httpx_error(py: Python<'_>, class: &str, msg: &str, request: Option<Bound<'_, PyAny>>) -> PyErr {
