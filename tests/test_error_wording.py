@@ -394,3 +394,62 @@ def test_trusted_ca_certificate_failures(tmp_path: Any) -> None:
             location = SSL_LOCATION.search(ref[1])
             assert location is not None, ref
             assert ref == [ours[0], ours[1] + location.group()], (ref, ours)
+
+
+# ----------------------------------------------------------------------------- body faults
+
+EXPORT_ARGS = {"release_id": "rel_x", "window": "1h"}
+BODY_FAULTS = {
+    "reset-mid-body": (
+        Truncated(Respond(200, BODY), reset=True),
+        {"sync": "[Errno 104] Connection reset by peer", "async": ""},
+    ),
+    "body-cut-short": (
+        Truncated(Respond(200, BODY)),
+        dict.fromkeys(
+            FACES,
+            "peer closed connection without sending complete message body "
+            "(received 14 bytes, expected 24)",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("fault", list(BODY_FAULTS))
+@pytest.mark.parametrize("method", ["list_runs", "fetch_runs_export_ndjson"])
+def test_body_faults_of_other_calls(method: str, fault: str, face: str) -> None:
+    """The export is read as a stream on our side; its failures read the same."""
+    step, texts = BODY_FAULTS[fault]
+    got = []
+    for impl in IMPLS:
+        with FaultServer([[step]]) as fs:
+            with open_client(load_impl(impl), face, fs.url, timeout_s=TIMEOUT) as c:
+                with pytest.raises(httpx.TransportError) as info:
+                    c.call(method, **EXPORT_ARGS)
+        got.append(info.value)
+    same(*got)
+    assert str(got[1]) == texts[face]
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("fault", list(BODY_FAULTS))
+def test_export_helpers_word_errors_by_face(fault: str, face: str) -> None:
+    """``iter_runs_export`` / ``aiter_runs_export`` (ours only) read the body in Rust batches;
+    a failure there is worded as the client of that face words it."""
+    from flightdeck_rs import helpers
+
+    step, texts = BODY_FAULTS[fault]
+    with FaultServer([[step]]) as fs:
+        with open_client(load_impl("ours"), face, fs.url, timeout_s=TIMEOUT) as c:
+            with pytest.raises(httpx.TransportError) as info:
+                if face == "sync":
+                    list(helpers.iter_runs_export(c.client, **EXPORT_ARGS))
+                else:
+
+                    async def drain() -> None:
+                        async for _ in helpers.aiter_runs_export(c.client, **EXPORT_ARGS):
+                            pass
+
+                    c.run(drain())
+    assert str(info.value) == texts[face], repr(info.value)

@@ -377,3 +377,36 @@ fn describe_chain(e: &dyn StdError) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn os_and_resolver_errors_read_as_python_prints_them() {
+        assert_eq!(os_text(111), "[Errno 111] Connection refused");
+        assert_eq!(os_text(104), "[Errno 104] Connection reset by peer");
+        assert_eq!(
+            gai_text("Name or service not known"),
+            "[Errno -2] Name or service not known"
+        );
+        assert_eq!(gai_text("no such text"), "no such text");
+    }
+
+    #[test]
+    fn the_async_face_has_anyios_texts() {
+        let refused = Error::Connect(os_text(111));
+        assert_eq!(refused.async_text(), Some("All connection attempts failed"));
+        assert_eq!(Error::Connect("[Errno -2] x".into()).async_text(), None);
+        assert_eq!(Error::ReadTimeout(TIMED_OUT.into()).async_text(), Some(""));
+        assert_eq!(Error::Read(os_text(104)).async_text(), Some(""));
+        assert_eq!(Error::Read("closed".into()).async_text(), None);
+        assert_eq!(
+            Error::RemoteProtocol(DISCONNECTED.into()).async_text(),
+            None
+        );
+        assert_eq!(os_errno("[Errno -3] y"), Some(-3));
+        assert_eq!(os_errno("Errno 3"), None);
+    }
+}

@@ -710,6 +710,8 @@ mod tests {
         let c = Client::new(cfg).unwrap();
         let e = c.send(&api::health()).await.unwrap_err();
         assert!(matches!(e, Error::Connect(_)), "{e:?}");
+        #[cfg(target_os = "linux")]
+        assert_eq!(e.to_string(), "[Errno 111] Connection refused");
     }
 
     #[tokio::test]
@@ -766,6 +768,11 @@ mod tests {
         let c = Client::new(Config::new(&url)).unwrap();
         let e = c.send(&api::health()).await.unwrap_err();
         assert!(matches!(e, Error::RemoteProtocol(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "peer closed connection without sending complete message body \
+             (received 13 bytes, expected 100)"
+        );
     }
 
     /// A server that accepts connections and never reads from them.
