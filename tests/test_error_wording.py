@@ -453,3 +453,32 @@ def test_export_helpers_word_errors_by_face(fault: str, face: str) -> None:
 
                     c.run(drain())
     assert str(info.value) == texts[face], repr(info.value)
+
+
+# ----------------------------------------------------------------------------- the OS error
+
+
+def root_os_error(exc: BaseException) -> OSError | None:
+    """The last ``OSError`` along ``__cause__`` / ``__context__`` (httpx's own exceptions
+    are no ``OSError``)."""
+    found, seen = None, set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError):
+            found = cur
+        cur = cur.__cause__ or cur.__context__
+    return found
+
+
+@pytest.mark.parametrize("face", FACES)
+@pytest.mark.parametrize("name", ["refused", "dns", "reset", "reset-mid-body"])
+def test_the_os_error_is_at_the_end_of_the_chain(name: str, face: str) -> None:
+    """Code that walks the exception chain for an errno (``ECONNREFUSED``, ``EAI_NONAME``)
+    finds the same OSError subclass and errno on ours as on the reference."""
+    ref, ours = both_sides(face, CASES[name][0]())
+    ref_os, our_os = root_os_error(ref), root_os_error(ours)
+    assert ref_os is not None and our_os is not None, (ref_os, our_os)
+    assert type(our_os) is type(ref_os), (ref_os, our_os)
+    assert our_os.errno == ref_os.errno
+    assert str(our_os) == CASES[name][2]  # "[Errno 111] Connection refused", ...

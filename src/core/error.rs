@@ -175,6 +175,19 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The errno and text of the OS (or resolver) error behind a transport failure, as
+    /// Python's `OSError` (or `socket.gaierror`) carries them: `(111, "Connection refused")`.
+    pub fn os_error(&self) -> Option<(i32, &str)> {
+        match self {
+            Self::Connect(m) | Self::Read(m) | Self::Write(m) | Self::UploadReset(m) => {
+                Some((os_errno(m)?, m.split_once("] ")?.1))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What httpx says when a socket operation times out (`socket.timeout`).
 const TIMED_OUT: &str = "timed out";
 /// h11's words for a connection closed before the response head was complete.
@@ -407,6 +420,8 @@ mod tests {
             None
         );
         assert_eq!(os_errno("[Errno -3] y"), Some(-3));
+        assert_eq!(refused.os_error(), Some((111, "Connection refused")));
+        assert_eq!(Error::ReadTimeout(TIMED_OUT.into()).os_error(), None);
         assert_eq!(os_errno("Errno 3"), None);
     }
 }

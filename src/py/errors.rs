@@ -1,6 +1,6 @@
 //! The one mapping from core errors to the exceptions callers of `flightdeck.sdk` catch.
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -50,7 +50,24 @@ fn convert(py: Python<'_>, e: Error, text: Option<String>, method: &str, url: &s
     })()
     .ok();
     let text = text.unwrap_or_else(|| e.to_string());
-    httpx_error(py, class, &text, request)
+    let err = httpx_error(py, class, &text, request);
+    if let Some(cause) = os_cause(py, &e) {
+        err.set_cause(py, Some(cause));
+    }
+    err
+}
+
+/// The `OSError` (e.g. `ConnectionRefusedError`) or `socket.gaierror` behind a transport
+/// failure, for `__cause__`: httpx's exceptions have it at the end of their chain, so code
+/// that walks the chain for an errno finds it on ours too.
+fn os_cause(py: Python<'_>, e: &Error) -> Option<PyErr> {
+    let (errno, text) = e.os_error()?;
+    let cls = if errno < 0 {
+        py.import("socket").ok()?.getattr("gaierror").ok()?
+    } else {
+        py.get_type::<PyOSError>().into_any()
+    };
+    Some(PyErr::from_value(cls.call1((errno, text)).ok()?))
 }
 
 fn httpx_error(py: Python<'_>, class: &str, msg: &str, request: Option<Bound<'_, PyAny>>) -> PyErr {
