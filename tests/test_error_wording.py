@@ -11,6 +11,9 @@ The one textual difference: OpenSSL's source location at the end of a TLS failur
 on CPython 3.11, another number on other versions) is not imitated, and the reference's message
 is compared without it.
 
+The ``OSError`` at the end of httpx's exception chain (``ConnectionRefusedError``,
+``socket.gaierror``, ...) is at the end of ours too, with the same errno.
+
 The literal texts are asserted too (Linux errno numbers and glibc wording), so that a change on
 both sides is noticed. No message contains the URL or the token.
 """
