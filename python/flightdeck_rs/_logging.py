@@ -1,9 +1,16 @@
-"""What the clients tell the ``flightdeck_rs`` logger.
+"""What the clients tell the ``flightdeck_rs.client`` logger.
 
 Retries and slow calls are logged at ``WARNING`` (the Rust transport reports them through
 :func:`observe`; the injected-``httpx`` path calls :func:`retry` and :func:`slow` itself).
 Nothing is logged above ``WARNING``, and never a token: messages carry the method, the
 path without its query, the exception class and its text.
+
+Like ``urllib3``, the logger has a :class:`logging.NullHandler`: an application that has not
+configured logging sees nothing of it (Python's last-resort handler would otherwise print
+every retry on stderr, where the reference SDK prints nothing), while one that has (e.g.
+``logging.basicConfig()``) gets these records through propagation as usual. The emitter's
+data-loss warnings go to the parent ``flightdeck_rs`` logger, which has no such handler, so
+they stay visible by default.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-logger = logging.getLogger("flightdeck_rs")
+logger = logging.getLogger("flightdeck_rs.client")
+logger.addHandler(logging.NullHandler())
 
 
 def slow_request_s() -> float:
@@ -25,12 +33,13 @@ def slow_request_s() -> float:
 def retry(
     method: str, path: str, error: str, message: str, attempt: int, max_retries: int, delay: float
 ) -> None:
+    # httpx's async transport raises timeouts and broken connections without a message.
     logger.warning(
-        "retrying %s %s after %s: %s (attempt %d of %d failed; next in %.2f s)",
+        "retrying %s %s after %s%s (attempt %d of %d failed; next in %.2f s)",
         method,
         path,
         error,
-        message,
+        f": {message}" if message else "",
         attempt,
         max_retries + 1,
         delay,

@@ -391,7 +391,7 @@ impl Client {
     async fn once(&self, url: reqwest::Url, req: &ApiRequest) -> Result<Response, Error> {
         let _slot = self.slots.acquire().await.map_err(|_| Error::Closed)?;
         let (mut head, resp) = self.head(url, req).await?;
-        head.body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+        head.body = read_body(resp).await?;
         Ok(head)
     }
 
@@ -497,9 +497,9 @@ impl Client {
         self.with_retries(req, |url| async move {
             let (mut head, resp) = self.head(url, req).await?;
             if (200..300).contains(&head.status) {
-                Ok((head, Some(BodyStream { resp })))
+                Ok((head, Some(BodyStream::new(resp))))
             } else {
-                head.body = resp.bytes().await.map_err(|e| Error::from_reqwest(&e))?;
+                head.body = read_body(resp).await?;
                 Ok((head, None))
             }
         })
@@ -580,19 +580,56 @@ impl http_body::Body for Upload {
     }
 }
 
+/// Reads a whole response body (a failure says how much of it had arrived).
+async fn read_body(resp: reqwest::Response) -> Result<Bytes, Error> {
+    let mut stream = BodyStream::new(resp);
+    let Some(first) = stream.chunk().await? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = stream.chunk().await? else {
+        return Ok(first);
+    };
+    let hint = stream.expected.unwrap_or(0) as usize;
+    let mut buf = Vec::with_capacity(hint.max(first.len() + second.len()));
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
+    while let Some(c) = stream.chunk().await? {
+        buf.extend_from_slice(&c);
+    }
+    Ok(Bytes::from(buf))
+}
+
 /// The unread body of a response opened with [`Client::open`].
 #[derive(Debug)]
 pub struct BodyStream {
     resp: reqwest::Response,
+    received: u64,
+    /// The `Content-Length` (unknown for a chunked or decompressed body).
+    expected: Option<u64>,
 }
 
 impl BodyStream {
+    fn new(resp: reqwest::Response) -> Self {
+        let expected = resp.content_length();
+        Self {
+            resp,
+            received: 0,
+            expected,
+        }
+    }
+
     /// The next chunk of the body as it arrives, or `None` at its end.
     ///
     /// # Errors
     /// The transport error that broke the body (reset, timeout, truncation).
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        self.resp.chunk().await.map_err(|e| Error::from_reqwest(&e))
+        match self.resp.chunk().await {
+            Ok(c) => {
+                self.received += c.as_ref().map_or(0, |c| c.len() as u64);
+                Ok(c)
+            }
+            Err(e) => Err(Error::from_body(&e, self.received, self.expected)),
+        }
     }
 }
 
@@ -673,6 +710,8 @@ mod tests {
         let c = Client::new(cfg).unwrap();
         let e = c.send(&api::health()).await.unwrap_err();
         assert!(matches!(e, Error::Connect(_)), "{e:?}");
+        #[cfg(target_os = "linux")]
+        assert_eq!(e.to_string(), "[Errno 111] Connection refused");
     }
 
     #[tokio::test]
@@ -729,6 +768,11 @@ mod tests {
         let c = Client::new(Config::new(&url)).unwrap();
         let e = c.send(&api::health()).await.unwrap_err();
         assert!(matches!(e, Error::RemoteProtocol(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "peer closed connection without sending complete message body \
+             (received 13 bytes, expected 100)"
+        );
     }
 
     /// A server that accepts connections and never reads from them.

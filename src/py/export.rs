@@ -17,7 +17,7 @@ use crate::core::event::{source_json, RunEvent};
 use crate::core::export::{LineSplitter, SplitError};
 use crate::core::transport::BodyStream;
 
-use super::errors::to_pyerr;
+use super::errors::to_pyerr_for;
 use super::models::{json_invalid, raise_json_errors, PyRunEvent};
 use super::runtime;
 
@@ -182,9 +182,10 @@ fn convert(
     with_lines: bool,
     method: &str,
     url: &str,
+    sync: bool,
 ) -> PyResult<Py<PyAny>> {
     if let Some(e) = batch.failed {
-        return Err(to_pyerr(py, e, method, url));
+        return Err(to_pyerr_for(py, e, method, url, sync));
     }
     if let Some(e) = batch.too_long {
         return Err(PyValueError::new_err(e.to_string()));
@@ -262,7 +263,7 @@ impl NativeExportStream {
         let state = self.state.clone();
         let batch =
             runtime::block_on_shared(py, async move { state.lock().await.batch(max).await })?;
-        convert(py, batch, with_lines, &self.method, &self.url)
+        convert(py, batch, with_lines, &self.method, &self.url, true)
     }
 
     /// Async twin of `next_batch`: an awaitable for the running asyncio loop.
@@ -279,7 +280,7 @@ impl NativeExportStream {
         let url = self.url.clone();
         runtime::awaitable(py, async move {
             let batch = state.lock().await.batch(max).await;
-            move |py: Python<'_>| convert(py, batch, with_lines, &method, &url)
+            move |py: Python<'_>| convert(py, batch, with_lines, &method, &url, false)
         })
     }
 
