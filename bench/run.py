@@ -53,6 +53,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import coldstart_bench  # cold-start row
+import service_bench  # service rows (uvicorn + FastAPI under load)
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 STUB_DIR = BENCH_DIR / "stub-server"
@@ -130,6 +133,7 @@ QUICK = Sizes(
 )
 
 WORKLOADS = ("construct", "ingest", "health", "fanout", "gil", "memory", "e2e")
+WORKLOADS += ("service", "coldstart")
 
 
 # ----------------------------------------------------------------------------- events
@@ -850,6 +854,7 @@ TARGETS = [
     Target("gil", "other thread keeps ≥0.85 of its idle rate", lambda r, _w: r.ours >= 0.85),
     Target("gil_wall", "less wall time than the reference", lambda r, _w: r.ours < r.ref),
     Target("memory", "≤ 1/3 of the reference's bytes per event", lambda r, _w: r.ours <= r.ref / 3),
+    *(Target(*t) for t in (*service_bench.TARGETS, *coldstart_bench.TARGETS)),
 ]
 
 
@@ -876,6 +881,8 @@ def rows_from(w: dict[str, Any]) -> list[Row]:
         rows.append(mk("memory", "memory per held event", w["memory"]))
     if "e2e" in w:
         rows.append(mk("e2e", "e2e into flightdeck serve", w["e2e"]))
+    for mod in (service_bench, coldstart_bench):
+        rows += [mk(k, t, w[k], mod.note(w, k)) for k, t in mod.ROWS if k in w]
     return rows
 
 
@@ -1003,6 +1010,7 @@ def write_chart(rows: list[Row], path: Path, quick: bool) -> None:
     vs_ref = [r.advantage(r.ref) for r in rows]
     vs_lim = [r.advantage(r.limit) for r in rows]
     goals = {"construct": 10, "ingest": 10, "health": 6, "fanout": 19, "memory": 3}
+    goals |= service_bench.GOALS
     fig, ax = plt.subplots(figsize=(10, 0.75 * len(rows) + 1.8))
     ys = list(range(len(rows)))
     h = 0.38
@@ -1062,6 +1070,8 @@ def write_report(out: Path, results: dict[str, Any], rows: list[Row], quick: boo
         "limit: plain dicts (construct, memory), else `pyreqwest` sending `orjson` bytes",
         "- stub server: `bench/stub-server` (Rust, tokio + hyper, release), 127.0.0.1; e2e: a "
         "real `flightdeck serve` (SQLite) on 127.0.0.1",
+        *service_bench.report_lines(results["workloads"]),
+        *coldstart_bench.report_lines(results["workloads"]),
         "",
         "## Results",
         "",
@@ -1180,6 +1190,10 @@ def main() -> int:
                 w[name] = w_fanout(cs, sz, url, checks)
             elif name == "gil":
                 w[name] = w_gil(cs, sz, url, checks, prebuilt)
+            elif name == "service":
+                w.update(service_bench.run(url, args.quick, checks))
+            elif name == "coldstart":
+                w[name] = coldstart_bench.run(args.quick, checks)
             progress(f"done in {time.perf_counter() - t0:.1f} s")
         prebuilt.clear()
     gc.collect()
