@@ -13,6 +13,11 @@ order of the clients rotates every repeat) and reports the median of the repeats
               ``ingest_run_events`` calls of 500 events: its rate / its idle rate, and wall time
 6. memory     peak RSS growth of a fresh process holding 100,000 events      [bytes/event]
 7. e2e        50,000 events into a real ``flightdeck serve``                   [events/s]
+8. service    FastAPI on one uvicorn worker, 32 connections for 5 s per endpoint: await
+              ``health()``; build a RunEvent and await ``ingest_run_events`` [req/s, p99 ms]
+              (``bench/service_bench.py``; the limit anchor's app uses pyreqwest)
+9. cold start a fresh ``python -c "import <sdk>, <models>"``; limit: a bare interpreter [ms]
+              (``bench/coldstart_bench.py``)
 
 The three contenders:
 
