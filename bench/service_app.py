@@ -2,8 +2,9 @@
 """The service of the benchmark's service rows: a FastAPI app on uvicorn, one worker.
 
 Usage: ``service_app.py IMPL STUB_URL`` with IMPL one of ``reference``, ``ours``, ``limit``
-(the contenders of ``bench/run.py``). The app holds one shared async client of that contender,
-opened in the lifespan on the server's event loop, and serves:
+(the contenders of ``bench/run.py``), or ``none``: the same endpoints answering without any
+client call (the app's own ceiling on this machine). The app holds one shared async client
+of that contender, opened in the lifespan on the server's event loop, and serves:
 
 - ``GET /health``: ``await client.health()``, answered as JSON;
 - ``GET /ingest``: builds one event (``RunEvent(**kw)``; the limit anchor a plain dict) with a
@@ -28,9 +29,36 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import Limit, Ours, Reference, event_kwargs  # noqa: E402
+from run import HEALTH_BODY, Contender, Limit, Ours, Reference, event_kwargs  # noqa: E402
 
-CONTENDERS = {"reference": Reference, "ours": Ours, "limit": Limit}
+
+class NoClient(Contender):
+    """No client at all: the answers a client would return, without a request."""
+
+    name, label = "none", "no client call (the app alone)"
+
+    def event(self, kw: dict[str, Any]) -> Any:
+        return kw
+
+    def async_client(self, url: str) -> Any:
+        return None
+
+    async def ahealth(self, client: Any) -> Any:
+        return dict(HEALTH_BODY)
+
+    async def aingest(self, client: Any, events: list[Any]) -> int:
+        return len(events)
+
+    async def aclose(self, client: Any) -> None:
+        return None
+
+
+CONTENDERS: dict[str, type[Contender]] = {
+    "reference": Reference,
+    "ours": Ours,
+    "limit": Limit,
+    "none": NoClient,
+}
 
 
 def create_app(impl: str, stub_url: str) -> Any:
@@ -69,7 +97,7 @@ def main() -> None:
 
     impl, stub_url = sys.argv[1], sys.argv[2]
     if impl not in CONTENDERS or not stub_url.startswith("http://127.0.0.1:"):
-        raise SystemExit("usage: service_app.py reference|ours|limit http://127.0.0.1:PORT")
+        raise SystemExit("usage: service_app.py reference|ours|limit|none http://127.0.0.1:PORT")
     loop = "uvloop" if find_spec("uvloop") else "asyncio"
     http = "httptools" if find_spec("httptools") else "h11"
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -92,9 +94,20 @@ def _progress(msg: str) -> None:
     print(f"  {msg}", flush=True)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid``, all its threads (Linux; else ``None``)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextmanager
 def app_server(impl: str, stub_url: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Runs the app with ``impl``'s client; yields its port once ``/health`` answers."""
+    """Runs the app with ``impl``'s client; yields its port once ``/health`` answers (and its
+    pid in the info dict)."""
     proc = subprocess.Popen(
         [sys.executable, str(APP), impl, stub_url],
         stdout=subprocess.PIPE,
@@ -109,6 +122,7 @@ def app_server(impl: str, stub_url: str) -> Iterator[tuple[int, dict[str, Any]]]
         except ValueError:
             raise RuntimeError(f"service app ({impl}) did not start (printed {line!r})") from None
         port = int(info["port"])
+        info["pid"] = proc.pid
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -140,9 +154,11 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
-def load(port: int, path: str, expected: bytes, plan: Plan) -> dict[str, Any]:
+def load(port: int, path: str, expected: bytes, plan: Plan, pid: int) -> dict[str, Any]:
     """One run of the load generator against ``path``, every answer expected to be
-    ``expected`` byte for byte; its JSON summary."""
+    ``expected`` byte for byte; its JSON summary, plus the service process's CPU time per
+    answered request (µs, warm-up included) as ``cpu_us_per_request``."""
+    cpu_before = cpu_seconds(pid)
     r = subprocess.run(
         [
             str(LOADGEN),
@@ -160,7 +176,14 @@ def load(port: int, path: str, expected: bytes, plan: Plan) -> dict[str, Any]:
     )
     if r.returncode != 0:
         raise RuntimeError(f"flightdeck-loadgen failed ({r.returncode}): {r.stderr.strip()}")
+    cpu_after = cpu_seconds(pid)
     out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    answered = out["ok_total"] + out["bad_status"] + out["bad_body"]
+    out["cpu_us_per_request"] = (
+        (cpu_after - cpu_before) / answered * 1e6
+        if cpu_before is not None and cpu_after is not None and answered
+        else None
+    )
     return out
 
 
@@ -180,10 +203,15 @@ def run(stub_url: str, quick: bool, checks: Any) -> dict[str, dict[str, Any]]:
     rps: dict[str, dict[str, list[float]]] = {e[0]: {n: [] for n in IMPLS} for e in ENDPOINTS}
     p99: dict[str, dict[str, list[float]]] = {e[0]: {n: [] for n in IMPLS} for e in ENDPOINTS}
     errors: dict[str, dict[str, list[int]]] = {e[0]: {n: [] for n in IMPLS} for e in ENDPOINTS}
+    cpu: dict[str, dict[str, list[float]]] = {e[0]: {n: [] for n in IMPLS} for e in ENDPOINTS}
+    ceiling: dict[str, dict[str, list[float]]] = {
+        e[0]: {"rps": [], "p99_ms": [], "cpu_us_per_request": []} for e in ENDPOINTS
+    }
     runs: list[dict[str, Any]] = []
     server_info: dict[str, Any] = {}
     for rep in range(plan.reps):
-        for impl in _rotated(IMPLS, rep):
+        # "none": the same app without any client call, the ceiling of this machine right now.
+        for impl in _rotated((*IMPLS, "none"), rep):
             with app_server(impl, stub_url) as (port, info):
                 server_info = {"loop": info.get("loop"), "http": info.get("http")}
                 bodies: dict[str, bytes] = {}
@@ -195,20 +223,33 @@ def run(stub_url: str, quick: bool, checks: Any) -> dict[str, dict[str, Any]]:
                     checks.expect(f"service {path}: answer", impl, answer, (200, expected))
                     bodies[key] = body
                 for key, path, _expected in _rotated(ENDPOINTS, rep):
-                    res = load(port, path, bodies[key], plan)
+                    res = load(port, path, bodies[key], plan, info["pid"])
                     runs.append({"client": impl, "endpoint": key, "rep": rep, **res})
-                    rps[key][impl].append(float(res["rps"]))
-                    p99[key][impl].append(res["p99_us"] / 1000.0)
-                    errors[key][impl].append(int(res["errors"]))
                     checks.expect(f"service {path}: errors under load", impl, res["errors"], 0)
                     checks.expect(
                         f"service {path}: requests measured", impl, res["requests"] > 0, True
                     )
                     note = f", first error: {res['first_error']}" if res["errors"] else ""
+                    cpu_note = (
+                        ""
+                        if res["cpu_us_per_request"] is None
+                        else f"  CPU {res['cpu_us_per_request']:5.0f} µs/req"
+                    )
                     _progress(
                         f"{impl:9s} {path:8s} {res['rps']:8.0f} req/s  p99 "
-                        f"{res['p99_us'] / 1000:6.1f} ms  errors {res['errors']}{note}"
+                        f"{res['p99_us'] / 1000:6.1f} ms{cpu_note}  errors {res['errors']}{note}"
                     )
+                    if impl == "none":
+                        ceiling[key]["rps"].append(float(res["rps"]))
+                        ceiling[key]["p99_ms"].append(res["p99_us"] / 1000.0)
+                        if res["cpu_us_per_request"] is not None:
+                            ceiling[key]["cpu_us_per_request"].append(res["cpu_us_per_request"])
+                        continue
+                    rps[key][impl].append(float(res["rps"]))
+                    p99[key][impl].append(res["p99_us"] / 1000.0)
+                    errors[key][impl].append(int(res["errors"]))
+                    if res["cpu_us_per_request"] is not None:
+                        cpu[key][impl].append(float(res["cpu_us_per_request"]))
     common = {
         "concurrency": CONCURRENCY,
         "duration_s": plan.duration_s,
@@ -224,6 +265,8 @@ def run(stub_url: str, quick: bool, checks: Any) -> dict[str, dict[str, Any]]:
             "better": "higher",
             "samples": rps[key],
             "errors": errors[key],
+            "cpu_us_per_request": cpu[key],
+            "app_without_client": ceiling[key],
             "limit_is": "the same app with pyreqwest's async client and orjson, plain dicts",
             **common,
             "runs": [r for r in runs if r["endpoint"] == key],
@@ -242,8 +285,18 @@ def note(w: dict[str, Any], key: str) -> str:
     d = w[key]
     if key.endswith("_p99"):
         return f"{d['concurrency']} conns, {d['duration_s']:g} s after {d['warmup_s']:g} s warm-up"
-    errs = d["errors"]
-    return "errors: " + ", ".join(f"{n} {max(errs[n], default=0)}" for n in IMPLS)
+    errs, cpu = d["errors"], d["cpu_us_per_request"]
+    text = "errors: " + ", ".join(f"{n} {max(errs[n], default=0)}" for n in IMPLS)
+    if all(cpu[n] for n in IMPLS):
+        text += "; service CPU µs/req: " + ", ".join(
+            f"{n} {statistics.median(cpu[n]):.0f}" for n in IMPLS
+        )
+    alone = d["app_without_client"]
+    if alone["rps"]:
+        text += f"; the app without a client call: {statistics.median(alone['rps']):.0f} req/s"
+        if alone["cpu_us_per_request"]:
+            text += f", {statistics.median(alone['cpu_us_per_request']):.0f} µs/req"
+    return text
 
 
 def report_lines(w: dict[str, Any]) -> list[str]:
@@ -256,5 +309,7 @@ def report_lines(w: dict[str, Any]) -> list[str]:
         f"{server.get('http')}) holding one shared async client per contender, against the "
         f"stub; `flightdeck-loadgen` (Rust, one thread) keeps {d['concurrency']} keep-alive "
         f"connections busy for {d['duration_s']:g} s after {d['warmup_s']:g} s of warm-up, "
-        f"{d['reps']} repeats; service, stub and load generator share this machine's cores",
+        f"{d['reps']} repeats; service, stub and load generator share this machine's cores. "
+        "The note gives the service process's CPU time per request (all its threads, warm-up "
+        "included): less sensitive to other load on the machine than requests/s",
     ]
