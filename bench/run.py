@@ -17,6 +17,11 @@ order of the clients rotates every repeat) and reports the median of the repeats
               (``bench/track_bench.py``: ours = ``emitter.run()`` + one ``add_model_usage``;
               reference = pydantic ``RunEvent`` + ``ingest_run_events`` per run; limit = a
               hand-built dict + ``emitter.emit``)
+9. service    FastAPI on one uvicorn worker, 32 connections for 5 s per endpoint: await
+              ``health()``; build a RunEvent and await ``ingest_run_events`` [req/s, p99 ms]
+              (``bench/service_bench.py``; the limit anchor's app uses pyreqwest)
+10. cold start a fresh ``python -c "import <sdk>, <models>"``; limit: a bare interpreter [ms]
+              (``bench/coldstart_bench.py``)
 
 The three contenders:
 
@@ -56,6 +61,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import coldstart_bench  # cold-start row
+import service_bench  # service rows (uvicorn + FastAPI under load)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -134,6 +142,7 @@ QUICK = Sizes(
 )
 
 WORKLOADS = ("construct", "ingest", "health", "fanout", "gil", "memory", "e2e", "track")
+WORKLOADS += ("service", "coldstart")
 
 
 # ----------------------------------------------------------------------------- events
@@ -856,6 +865,7 @@ TARGETS = [
     Target("memory", "≤ 1/3 of the reference's bytes per event", lambda r, _w: r.ours <= r.ref / 3),
     Target("track", "added p50 ≤ 10 µs per tracked run", lambda r, _w: r.ours <= 10.0),
     Target("track_p99", "added p99 ≤ 50 µs per tracked run", lambda r, _w: r.ours <= 50.0),
+    *(Target(*t) for t in (*service_bench.TARGETS, *coldstart_bench.TARGETS)),
 ]
 
 
@@ -885,6 +895,8 @@ def rows_from(w: dict[str, Any]) -> list[Row]:
     if "track" in w:
         rows.append(mk("track", "tracked run, added p50", w["track"]))
         rows.append(mk("track_p99", "tracked run, added p99", w["track"]["p99"]))
+    for mod in (service_bench, coldstart_bench):
+        rows += [mk(k, t, w[k], mod.note(w, k)) for k, t in mod.ROWS if k in w]
     return rows
 
 
@@ -1012,6 +1024,7 @@ def write_chart(rows: list[Row], path: Path, quick: bool) -> None:
     vs_ref = [r.advantage(r.ref) for r in rows]
     vs_lim = [r.advantage(r.limit) for r in rows]
     goals = {"construct": 10, "ingest": 10, "health": 6, "fanout": 19, "memory": 3}
+    goals |= service_bench.GOALS
     fig, ax = plt.subplots(figsize=(10, 0.75 * len(rows) + 1.8))
     ys = list(range(len(rows)))
     h = 0.38
@@ -1071,6 +1084,8 @@ def write_report(out: Path, results: dict[str, Any], rows: list[Row], quick: boo
         "limit: plain dicts (construct, memory), else `pyreqwest` sending `orjson` bytes",
         "- stub server: `bench/stub-server` (Rust, tokio + hyper, release), 127.0.0.1; e2e: a "
         "real `flightdeck serve` (SQLite) on 127.0.0.1",
+        *service_bench.report_lines(results["workloads"]),
+        *coldstart_bench.report_lines(results["workloads"]),
         "",
         "## Results",
         "",
@@ -1193,6 +1208,10 @@ def main() -> int:
                 import track_bench
 
                 w[name] = track_bench.w_track(url, args.quick, checks)
+            elif name == "service":
+                w.update(service_bench.run(url, args.quick, checks))
+            elif name == "coldstart":
+                w[name] = coldstart_bench.run(args.quick, checks)
             progress(f"done in {time.perf_counter() - t0:.1f} s")
         prebuilt.clear()
     gc.collect()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs the package's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ValidationError(ValueError):

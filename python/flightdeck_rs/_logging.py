@@ -11,30 +11,65 @@ every retry on stderr, where the reference SDK prints nothing), while one that h
 ``logging.basicConfig()``) gets these records through propagation as usual. The emitter's
 data-loss warnings go to the parent ``flightdeck_rs`` logger, which has no such handler, so
 they stay visible by default.
+
+``logging`` itself is imported by the first message, not with the package (cold start).
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import sys
 
-logger = logging.getLogger("flightdeck_rs.client")
-logger.addHandler(logging.NullHandler())
+from flightdeck_rs._lazy import lazy_module
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from typing import Any
+else:
+    logging = lazy_module("logging", globals())
+
+LOGGER_NAME = "flightdeck_rs.client"
+# The default of :data:`flightdeck_rs.helpers.SLOW_REQUEST_S` (a test keeps the two equal).
+DEFAULT_SLOW_REQUEST_S = 5.0
+
+_configured: list[logging.Logger] = []
+
+
+def _logger() -> logging.Logger:
+    if _configured:
+        return _configured[0]
+    log = logging.getLogger(LOGGER_NAME)
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    _configured.append(log)
+    return log
+
+
+if TYPE_CHECKING:
+    logger: logging.Logger
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name == "logger":
+            return _logger()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def slow_request_s() -> float:
     """The slow-call threshold, :data:`flightdeck_rs.helpers.SLOW_REQUEST_S` (read when a
-    client is created)."""
-    from flightdeck_rs import helpers
-
-    return float(helpers.SLOW_REQUEST_S)
+    client is created). Until ``flightdeck_rs.helpers`` is imported nobody can have changed
+    it, so creating a client does not import it."""
+    helpers = sys.modules.get("flightdeck_rs.helpers")
+    if helpers is None:
+        return DEFAULT_SLOW_REQUEST_S
+    return float(getattr(helpers, "SLOW_REQUEST_S", DEFAULT_SLOW_REQUEST_S))
 
 
 def retry(
     method: str, path: str, error: str, message: str, attempt: int, max_retries: int, delay: float
 ) -> None:
     # httpx's async transport raises timeouts and broken connections without a message.
-    logger.warning(
+    _logger().warning(
         "retrying %s %s after %s%s (attempt %d of %d failed; next in %.2f s)",
         method,
         path,
@@ -48,7 +83,7 @@ def retry(
 
 def slow(method: str, path: str, elapsed_s: float, attempts: int, status: int | None) -> None:
     outcome = "failed" if status is None else f"status {status}"
-    logger.warning(
+    _logger().warning(
         "slow request: %s %s took %.1f s (%d attempt(s), %s)",
         method,
         path,

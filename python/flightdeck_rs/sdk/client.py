@@ -9,18 +9,12 @@ When an ``httpx`` client is injected, the same request goes through it instead, 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-from collections.abc import Iterable
 from itertools import islice
-from types import TracebackType
-from typing import Any
-
-import httpx
 
 from flightdeck_rs import _logging, _native
 from flightdeck_rs._errors import check_api_token
+from flightdeck_rs._lazy import lazy_module
 from flightdeck_rs._native import (
     NativeClient,
     NativeExportStream,
@@ -28,6 +22,22 @@ from flightdeck_rs._native import (
     NativeResponse,
 )
 from flightdeck_rs.models import RunEvent
+
+# Imported when first used, not with the package (see ``flightdeck_rs._lazy``): httpx only
+# matters to injected clients and error paths, asyncio to the injected async path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+    import json
+    from collections.abc import Iterable
+    from types import TracebackType
+    from typing import Any
+
+    import httpx
+else:
+    asyncio = lazy_module("asyncio", globals())
+    json = lazy_module("json", globals())
+    httpx = lazy_module("httpx", globals())
 
 __all__ = ["FlightdeckClient", "AsyncFlightdeckClient"]
 
@@ -39,14 +49,18 @@ EXPORT_HEADER_KEYS = (
 )
 
 # Failures raised before a request could reach the server: retrying them cannot record an
-# audit action twice.
-_NEVER_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
+# audit action twice. (Names, resolved on first use: httpx is imported lazily.)
+_NEVER_SENT_NAMES = (
+    "ConnectError",
+    "ConnectTimeout",
+    "PoolTimeout",
+    "UnsupportedProtocol",
+    "LocalProtocolError",
 )
+
+
+def _never_sent() -> tuple[type[Exception], ...]:
+    return tuple(getattr(httpx, name) for name in _NEVER_SENT_NAMES)
 
 
 def _native_client(
@@ -134,7 +148,7 @@ def _log_if_slow(
 
 
 def _may_retry(req: NativeRequest, exc: httpx.RequestError) -> bool:
-    return req.idempotent or isinstance(exc, _NEVER_SENT)
+    return req.idempotent or isinstance(exc, _never_sent())
 
 
 def _as_list(events: Iterable[Any]) -> list[Any]:
@@ -918,8 +932,6 @@ class AsyncFlightdeckClient:
 
 # Names used only in the annotations of the helper methods above (kept down here so that the
 # imports at the top of the module stay untouched).
-from typing import TYPE_CHECKING  # noqa: E402
-
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
     from typing import Unpack
