@@ -465,30 +465,43 @@ def test_spool_full_in_sync_mode_rejects_the_newest(
 
 
 @pytest.mark.timeout(20)
-def test_spool_full_in_async_mode_keeps_events_in_memory(
+def test_spool_full_in_async_mode_keeps_events_in_memory_then_refuses(
     fake: EventsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Async mode: what the full spool cannot take waits in the memory queue (bounded by
+    ``max_queue_*``); once that is full too, the newest events are refused (``spool_full``,
+    never ``queue_full`` with a spool). ``dropped_spool_full`` counts refusals only."""
     spool = tmp_path / "spool"
     ids = [tag(f"afull-{i}") for i in range(40)]
     fake.stop_listening()
     with caplog.at_level(logging.WARNING, logger="flightdeck_rs"):
-        em = Emitter(fake.url, spool_dir=spool, spool_mode="async", spool_max_bytes=4096, **FAST)
-        assert all(em.emit(ev(i)) is True for i in ids)
-        assert wait_until(lambda: em.stats()["dropped"]["spool_full"] > 0, 5), em.stats()
+        em = Emitter(
+            fake.url,
+            spool_dir=spool,
+            spool_mode="async",
+            spool_max_bytes=4096,
+            max_queue_events=20,
+            **FAST,
+        )
+        results = [em.emit(ev(i)) for i in ids]
         s = em.stats()
+    a = results.count(True)
+    assert results == [True] * a + [False] * (len(ids) - a), results  # drop newest
     (seg,) = segments(spool)
     k = (spool / seg).read_bytes().count(b"\n")
     assert 0 < k < len(ids)
-    assert s["dropped"]["spool_full"] == len(ids) - k, s
-    assert s["accepted"] == len(ids), s
+    assert a == k + 20, (a, k, s)  # the spool's k, then a full memory queue
+    assert s["dropped"]["spool_full"] == len(ids) - a and s["dropped_queue_full"] == 0, s
+    assert s["accepted"] == a and s["spool_events"] == k, s
+    assert_identity(s)
     warnings = [r.getMessage() for r in caplog.records if r.name == "flightdeck_rs"]
     assert any("spool is full" in m for m in warnings), warnings
     fake.start_listening()
     assert em.flush(10) is True
     s = em.stats()
     assert em.close(5) is True
-    assert fake.unique_ids() == set(ids)
-    assert s["acked"] == len(ids) and s["dropped_after_accept"] == 0, s
+    assert fake.unique_ids() == set(ids[:a])
+    assert s["acked"] == a and s["dropped_after_accept"] == 0, s
     assert_identity(s)
 
 
