@@ -523,6 +523,54 @@ def test_small_spool_never_fills_while_the_server_keeps_up(
     assert s["dropped"]["spool_full"] == 0, s
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_backlog_beyond_the_memory_queue_drains_in_order_and_flush_waits_for_it(
+    fake: EventsServer, tmp_path: Path, mode: str
+) -> None:
+    """Issue 12: with a spool, the memory queue only buffers. 60x its size is accepted while
+    the server is down (no ``queue_full``), read back from disk oldest first once it is up,
+    while new events still get in; ``flush()`` waits for the whole backlog."""
+    spool = tmp_path / "spool"
+    fake.stop_listening()
+    em = Emitter(
+        fake.url,
+        spool_dir=spool,
+        spool_mode=mode,
+        max_queue_events=50,
+        max_queue_bytes=64 * 1024,
+        **FAST,
+    )
+    first = [tag(f"back-{i}") for i in range(3000)]
+    assert all(em.emit(ev(i)) for i in first)
+    # async mode: the sender moves the memory queue to disk within a tick or so.
+    assert wait_until(lambda: em.stats()["queue_bytes"] == 0, 10), em.stats()
+    s = em.stats()
+    assert s["dropped_queue_full"] == 0 and s["dropped_spool_full"] == 0, s
+    assert s["spool_events"] == 3000 and s["accepted"] == 3000, s
+    assert s["queue_events"] + s["in_flight"] == 3000 and s["in_flight"] <= 100, s
+    assert s["oldest_unsent_age_s"] > 0, s
+    assert s["spool_bytes"] > 0 and len(segments(spool)) == 1, s
+    assert_identity(s)
+
+    fake.start_listening()
+    later = [tag(f"later-{i}") for i in range(500)]
+    assert all(em.emit(ev(i)) for i in later)  # new events get in during the recovery
+    assert em.flush(30) is True
+    s = em.stats()
+    assert s["acked"] == 3500, s  # flush() returned only once the backlog was delivered
+    assert s["queue_events"] == s["in_flight"] == s["spool_events"] == 0, s
+    assert s["oldest_unsent_age_s"] == 0, s
+    assert_identity(s)
+    seen: dict[str, None] = {}
+    for rec in fake.requests():
+        for i in rec.ids:
+            seen.setdefault(i, None)
+    assert list(seen) == first + later  # per-emitter order kept
+    assert em.close(5) is True
+    assert files(spool) == []
+
+
 # ----------------------------------------------------------------------------- 5. two processes
 
 
