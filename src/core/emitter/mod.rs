@@ -879,4 +879,57 @@ mod tests {
         assert!(identity_holds(&s), "{s:?}");
         assert_eq!(e.emit(event("late")), Err(Rejected::AfterClose));
     }
+
+    #[test]
+    fn with_a_spool_the_disk_not_the_memory_queue_bounds_acceptance() {
+        for mode in [spool::Mode::Sync, spool::Mode::Async] {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir().join(format!(
+                "fdrs-emitter-bound-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            let mut cfg = Config::new(&format!("http://127.0.0.1:{port}"));
+            cfg.max_queue_events = 10;
+            cfg.max_batch_events = 5;
+            cfg.backoff = backoff::Backoff {
+                base: Duration::from_millis(5),
+                cap: Duration::from_millis(20),
+            };
+            let mut sc = spool::SpoolConfig::new(dir.clone(), mode);
+            sc.max_bytes = 1000 * 20; // room for 1,000 of these events
+            cfg.spool = Some(sc);
+            let e = Emitter::start(cfg).unwrap();
+            let mut results = Vec::new();
+            for i in 0..1100 {
+                results.push(e.emit(event(&format!("e{i:04}"))));
+            }
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            // 100x the memory queue is accepted; the rest is refused as spool_full only.
+            assert!(ok >= 1000 - 20, "{mode:?}: {ok}");
+            assert!(
+                results[..ok].iter().all(Result::is_ok),
+                "{mode:?}: drop newest"
+            );
+            assert!(results[ok..].iter().all(|r| *r == Err(Rejected::SpoolFull)));
+            let s = e.stats();
+            assert_eq!(s.dropped_queue_full, 0, "{s:?}");
+            assert_eq!(s.dropped_spool_full, 1100 - ok as u64, "{s:?}");
+            e.begin_close(Duration::from_millis(100));
+            assert!(e.wait_finished(Duration::from_secs(5)));
+            let s = e.stats();
+            // Async mode also held up to a memory queue's worth that the full spool could
+            // not take: dropped at close (still down), counted.
+            let in_memory = if mode == spool::Mode::Sync { 0 } else { 10 };
+            assert_eq!(s.dropped_at_shutdown, in_memory, "{s:?}");
+            assert_eq!(s.left_in_spool, ok as u64 - in_memory, "{s:?}");
+            assert_eq!(s.spool_events, s.left_in_spool, "{s:?}");
+            assert!(identity_holds(&s), "{s:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }

@@ -191,6 +191,13 @@ const MAX_LINE: usize = 32 * 1024 * 1024;
 /// Bytes read from disk at a time (the sender's read-ahead window).
 const READ_CHUNK: usize = 256 * 1024;
 
+/// `a -= n`, never below zero (the counts are gauges; a mismatch must not wrap).
+fn sub(a: &AtomicU64, n: u64) {
+    let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
+
 /// Whether a spooled line is a JSON document (replayed lines are checked before sending).
 fn valid_line(line: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
@@ -632,7 +639,9 @@ impl Spool {
                         r.skipping = false;
                     } else {
                         let line = &r.buf[line_start..line_start + i];
-                        if !line.is_empty() && (!seg.replayed || valid_line(line)) {
+                        let keep = !line.is_empty()
+                            && (!seg.replayed || (line.len() <= MAX_LINE && valid_line(line)));
+                        if keep {
                             if !out.events.is_empty() && bytes + line.len() > max_bytes {
                                 break 'segs;
                             }
@@ -679,8 +688,8 @@ impl Spool {
                     Err(_) => {
                         // Unreadable: what is left of the segment is lost (counted).
                         let lost = seg.unread.swap(0, Ordering::AcqRel);
-                        self.unread.fetch_sub(lost, Ordering::AcqRel);
-                        self.held.fetch_sub(lost, Ordering::AcqRel);
+                        sub(&self.unread, lost);
+                        sub(&self.held, lost);
                         out.unreadable += lost;
                         r.pop();
                         continue 'segs;
@@ -697,15 +706,15 @@ impl Spool {
                 let mut k = 0u64;
                 for (_, p) in &out.events {
                     if !Arc::ptr_eq(&p.seg, &seg) {
-                        seg.unread.fetch_sub(k, Ordering::AcqRel);
+                        sub(&seg.unread, k);
                         seg = p.seg.clone();
                         k = 0;
                     }
                     k += 1;
                 }
-                seg.unread.fetch_sub(k, Ordering::AcqRel);
+                sub(&seg.unread, k);
             }
-            self.unread.fetch_sub(n, Ordering::AcqRel);
+            sub(&self.unread, n);
         }
         out
     }
@@ -722,11 +731,7 @@ impl Spool {
                 .or_insert((p.seg.clone(), 0));
             e.1 = e.1.max(p.end);
         }
-        let _ = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-                Some(h.saturating_sub(count))
-            });
+        sub(&self.held, count);
         for (_, (seg, end)) in by_seg {
             let prev = seg.acked.fetch_max(end, Ordering::AcqRel);
             if end > prev && !seg.deleted.load(Ordering::Acquire) {
