@@ -145,7 +145,7 @@ impl NativeEmitter {
         };
         if let Some(dir) = spool_dir {
             let mut sc = SpoolConfig::new(dir, mode);
-            sc.max_bytes = positive("spool_max_bytes", spool_max_bytes)? as u64;
+            sc.set_max_bytes(positive("spool_max_bytes", spool_max_bytes)? as u64);
             sc.max_age = secs("spool_max_age_s", spool_max_age_s)?;
             cfg.spool = Some(sc);
         }

@@ -34,6 +34,13 @@ pub struct SpoolConfig {
 }
 
 impl SpoolConfig {
+    /// Sets the size cap, and segments of `max_bytes / 64` (4 to 64 MiB), so that a full
+    /// spool holds at most about 64 segments (one open descriptor each).
+    pub fn set_max_bytes(&mut self, max_bytes: u64) {
+        self.max_bytes = max_bytes;
+        self.segment_bytes = (max_bytes / 64).clamp(4 * 1024 * 1024, 64 * 1024 * 1024);
+    }
+
     /// Defaults (256 MiB, 7 days, 4 MiB / 60 s segments) for `dir`.
     pub fn new(dir: PathBuf, mode: Mode) -> Self {
         Self {
@@ -51,10 +58,9 @@ impl SpoolConfig {
 #[derive(Debug)]
 pub struct Segment {
     path: PathBuf,
-    /// The append handle (holds the lock).
-    file: Mutex<File>,
-    /// A second descriptor of the same open file, for positioned reads by the sender.
-    reader: File,
+    /// The one descriptor (it holds the lock): appends (serialised by the spool's
+    /// `current` lock) and positioned reads by the sender (no lock needed).
+    file: File,
     /// Bytes of complete lines written; the reader never reads past it.
     size: AtomicU64,
     acked: AtomicU64,
@@ -82,11 +88,9 @@ impl Segment {
         replayed: bool,
         born: Instant,
     ) -> io::Result<Self> {
-        let reader = file.try_clone()?;
         Ok(Self {
             path,
-            file: Mutex::new(file),
-            reader,
+            file,
             size: AtomicU64::new(size),
             acked: AtomicU64::new(acked),
             sealed: AtomicBool::new(replayed),
@@ -505,8 +509,12 @@ impl Spool {
             None => true,
             Some(seg) => {
                 let size = seg.size.load(Ordering::Acquire);
+                // By age only once the sender has read it all: during an outage segments
+                // grow to `segment_bytes`, so the open descriptors (one per segment, holding
+                // its lock) stay about `max_bytes / segment_bytes`.
                 size + len > self.cfg.segment_bytes
-                    || seg.opened.elapsed() > self.cfg.segment_age
+                    || (seg.opened.elapsed() > self.cfg.segment_age
+                        && seg.unread.load(Ordering::Acquire) == 0)
                     || (size > 0 && seg.acked.load(Ordering::Acquire) >= size)
             }
         };
@@ -545,7 +553,8 @@ impl Spool {
         buf: &[u8],
         lines: u64,
     ) -> Result<u64, AppendError> {
-        if let Err(e) = lock(&seg.file).write_all(buf) {
+        // The caller holds `current`: appends never interleave.
+        if let Err(e) = (&seg.file).write_all(buf) {
             seg.sealed.store(true, Ordering::Release);
             *cur = None;
             self.maybe_delete(seg);
@@ -683,7 +692,7 @@ impl Spool {
                 let have = r.buf.len();
                 r.buf.resize(have + want, 0);
                 let at = r.offset + have as u64;
-                match seg.reader.read_exact_at(&mut r.buf[have..], at) {
+                match seg.file.read_exact_at(&mut r.buf[have..], at) {
                     Ok(()) => {}
                     Err(_) => {
                         // Unreadable: what is left of the segment is lost (counted).
@@ -947,6 +956,30 @@ mod tests {
         assert_eq!(sp.bytes(), 0, "a fully acknowledged orphan is deleted");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn segments_rotate_by_age_only_once_read_and_scale_with_the_cap() {
+        let dir = tmp("age");
+        let mut cfg = SpoolConfig::new(dir.clone(), Mode::Sync);
+        cfg.segment_age = Duration::ZERO; // always "old"
+        let sp = Spool::open(cfg).unwrap().0;
+        let a = sp.append(b"{}").unwrap();
+        let b = sp.append(b"{}").unwrap();
+        // Unread data: an outage does not open a segment (and a descriptor) per minute.
+        assert!(Arc::ptr_eq(&a.seg, &b.seg));
+        assert_eq!(sp.read(10, 1 << 20).events.len(), 2);
+        let c = sp.append(b"{}").unwrap();
+        assert!(!Arc::ptr_eq(&a.seg, &c.seg), "read back and old: rotated");
+        let _ = fs::remove_dir_all(&dir);
+
+        let mut cfg = SpoolConfig::new(dir.clone(), Mode::Sync);
+        cfg.set_max_bytes(1 << 30);
+        assert_eq!((cfg.max_bytes, cfg.segment_bytes), (1 << 30, 16 << 20));
+        cfg.set_max_bytes(4096);
+        assert_eq!(cfg.segment_bytes, 4 << 20);
+        cfg.set_max_bytes(1 << 40);
+        assert_eq!(cfg.segment_bytes, 64 << 20);
     }
 
     #[test]
