@@ -127,6 +127,7 @@ BENCH_DEPS = "$(PY)" -m pip install --quiet -r bench/requirements.txt && \
 bench: $(WHEEL_STAMP) ## Benchmark vs the reference and a limit anchor (bench/out/report.md)
 	$(BENCH_DEPS)
 	$(IN_VENV) "$(PY)" bench/run.py --no-build
+	$(IN_VENV) "$(PY)" bench/spool_outage_bench.py --json bench/out/spool_outage.json
 
 .PHONY: bench-rust
 bench-rust: ## Criterion benchmarks of the pure-Rust hot paths (validate, serialize, export)

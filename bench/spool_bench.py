@@ -11,9 +11,10 @@ Server states:
 * ``healthy``: the Rust stub of ``bench/stub-server`` (prebuilt release binary; falls back to a
   real ``flightdeck serve`` when the stub is not built). The sender keeps up, so the queue
   stays short;
-* ``down``: a closed loopback port. Everything stays queued (queue bounds raised so nothing
-  is dropped), which is where the async sender's periodic spool pass runs over a growing
-  backlog.
+* ``down``: a closed loopback port. Everything stays queued (queue bounds raised so that the
+  spool-off rows drop nothing; with a spool, the backlog is on disk and the async sender
+  moves the memory queue there every tick). ``bench/spool_outage_bench.py`` measures a
+  1,000,000-event outage with the default limits.
 
 The spool directory is a fresh temporary directory under ``--dir`` (default: the system temp
 dir; note its filesystem: tmpfs hides the cost of ``write(2)`` on a real disk).

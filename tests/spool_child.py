@@ -13,6 +13,10 @@ event as a JSON-ready dict) and scenario-specific keys. Scenarios:
   waits for the child and prints its own stats as JSON.
 * ``fork_orphan``: emit ``n`` events (server down), fork a child that sleeps; once the
   child runs, print its pid, then sleep (the test kills this process with SIGKILL).
+* ``outage``: with the emitter's default queue and spool limits (``FAST`` timings only),
+  emit ``n`` events as fast as possible, each preceded by a ledger line as in ``ledger``; a
+  refused event gets a second line ``"! <run_id>"``. Prints ``ready``, then ``passed`` once
+  ``report_at`` events were emitted, then ``done``, then sleeps (the test kills it).
 """
 
 from __future__ import annotations
@@ -130,7 +134,37 @@ def fork_orphan(cfg: dict[str, Any]) -> None:
     time.sleep(60)
 
 
-SCENARIOS = {"ledger": ledger, "steady": steady, "fork": fork, "fork_orphan": fork_orphan}
+def outage(cfg: dict[str, Any]) -> None:
+    em = Emitter(
+        cfg["url"],
+        spool_dir=cfg["dir"],
+        spool_mode=cfg["mode"],
+        **{k: v for k, v in FAST.items() if not k.startswith("max_queue")},
+    )
+    fd = os.open(cfg["ledger"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    base = event(cfg, "x")
+    prefix, report_at = cfg["prefix"], cfg["report_at"]
+    out("ready")
+    for i in range(cfg["n"]):
+        rid = f"{prefix}-{i}"
+        os.write(fd, f"{rid} {time.monotonic():.6f}\n".encode())
+        e = dict(base)
+        e["run_id"] = rid
+        if not em.emit(e):
+            os.write(fd, f"! {rid}\n".encode())
+        if i + 1 == report_at:
+            out("passed")
+    out("done")
+    time.sleep(600)
+
+
+SCENARIOS = {
+    "ledger": ledger,
+    "outage": outage,
+    "steady": steady,
+    "fork": fork,
+    "fork_orphan": fork_orphan,
+}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](json.loads(sys.argv[2]))

@@ -465,30 +465,43 @@ def test_spool_full_in_sync_mode_rejects_the_newest(
 
 
 @pytest.mark.timeout(20)
-def test_spool_full_in_async_mode_keeps_events_in_memory(
+def test_spool_full_in_async_mode_keeps_events_in_memory_then_refuses(
     fake: EventsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Async mode: what the full spool cannot take waits in the memory queue (bounded by
+    ``max_queue_*``); once that is full too, the newest events are refused (``spool_full``,
+    never ``queue_full`` with a spool). ``dropped_spool_full`` counts refusals only."""
     spool = tmp_path / "spool"
     ids = [tag(f"afull-{i}") for i in range(40)]
     fake.stop_listening()
     with caplog.at_level(logging.WARNING, logger="flightdeck_rs"):
-        em = Emitter(fake.url, spool_dir=spool, spool_mode="async", spool_max_bytes=4096, **FAST)
-        assert all(em.emit(ev(i)) is True for i in ids)
-        assert wait_until(lambda: em.stats()["dropped"]["spool_full"] > 0, 5), em.stats()
+        em = Emitter(
+            fake.url,
+            spool_dir=spool,
+            spool_mode="async",
+            spool_max_bytes=4096,
+            max_queue_events=20,
+            **FAST,
+        )
+        results = [em.emit(ev(i)) for i in ids]
         s = em.stats()
+    a = results.count(True)
+    assert results == [True] * a + [False] * (len(ids) - a), results  # drop newest
     (seg,) = segments(spool)
     k = (spool / seg).read_bytes().count(b"\n")
     assert 0 < k < len(ids)
-    assert s["dropped"]["spool_full"] == len(ids) - k, s
-    assert s["accepted"] == len(ids), s
+    assert a == k + 20, (a, k, s)  # the spool's k, then a full memory queue
+    assert s["dropped"]["spool_full"] == len(ids) - a and s["dropped_queue_full"] == 0, s
+    assert s["accepted"] == a and s["spool_events"] == k, s
+    assert_identity(s)
     warnings = [r.getMessage() for r in caplog.records if r.name == "flightdeck_rs"]
     assert any("spool is full" in m for m in warnings), warnings
     fake.start_listening()
     assert em.flush(10) is True
     s = em.stats()
     assert em.close(5) is True
-    assert fake.unique_ids() == set(ids)
-    assert s["acked"] == len(ids) and s["dropped_after_accept"] == 0, s
+    assert fake.unique_ids() == set(ids[:a])
+    assert s["acked"] == a and s["dropped_after_accept"] == 0, s
     assert_identity(s)
 
 
@@ -508,6 +521,54 @@ def test_small_spool_never_fills_while_the_server_keeps_up(
     em.close(5)
     assert all(results), f"{results.count(False)} rejected; {s}"
     assert s["dropped"]["spool_full"] == 0, s
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_backlog_beyond_the_memory_queue_drains_in_order_and_flush_waits_for_it(
+    fake: EventsServer, tmp_path: Path, mode: str
+) -> None:
+    """Issue 12: with a spool, the memory queue only buffers. 60x its size is accepted while
+    the server is down (no ``queue_full``), read back from disk oldest first once it is up,
+    while new events still get in; ``flush()`` waits for the whole backlog."""
+    spool = tmp_path / "spool"
+    fake.stop_listening()
+    em = Emitter(
+        fake.url,
+        spool_dir=spool,
+        spool_mode=mode,
+        max_queue_events=50,
+        max_queue_bytes=64 * 1024,
+        **FAST,
+    )
+    first = [tag(f"back-{i}") for i in range(3000)]
+    assert all(em.emit(ev(i)) for i in first)
+    # async mode: the sender moves the memory queue to disk within a tick or so.
+    assert wait_until(lambda: em.stats()["queue_bytes"] == 0, 10), em.stats()
+    s = em.stats()
+    assert s["dropped_queue_full"] == 0 and s["dropped_spool_full"] == 0, s
+    assert s["spool_events"] == 3000 and s["accepted"] == 3000, s
+    assert s["queue_events"] + s["in_flight"] == 3000 and s["in_flight"] <= 100, s
+    assert s["oldest_unsent_age_s"] > 0, s
+    assert s["spool_bytes"] > 0 and len(segments(spool)) == 1, s
+    assert_identity(s)
+
+    fake.start_listening()
+    later = [tag(f"later-{i}") for i in range(500)]
+    assert all(em.emit(ev(i)) for i in later)  # new events get in during the recovery
+    assert em.flush(30) is True
+    s = em.stats()
+    assert s["acked"] == 3500, s  # flush() returned only once the backlog was delivered
+    assert s["queue_events"] == s["in_flight"] == s["spool_events"] == 0, s
+    assert s["oldest_unsent_age_s"] == 0, s
+    assert_identity(s)
+    seen: dict[str, None] = {}
+    for rec in fake.requests():
+        for i in rec.ids:
+            seen.setdefault(i, None)
+    assert list(seen) == first + later  # per-emitter order kept
+    assert em.close(5) is True
+    assert files(spool) == []
 
 
 # ----------------------------------------------------------------------------- 5. two processes

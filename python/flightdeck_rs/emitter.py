@@ -84,8 +84,9 @@ class Emitter(TrackingMixin):
     Args:
         base_url: Server URL, e.g. ``"http://127.0.0.1:8765"``.
         api_token: Bearer token for a server started with ``FLIGHTDECK_LOCAL_API_TOKEN``.
-        max_queue_events: Events held at most; when full, new events are dropped (counted).
-        max_queue_bytes: Encoded bytes held at most.
+        max_queue_events: Events held in memory at most. Without a spool, new events are
+            dropped (counted, ``queue_full``) when it is full; with a spool it only buffers.
+        max_queue_bytes: Encoded bytes held in memory at most.
         max_batch_events: Events per request at most.
         max_batch_bytes: Encoded bytes per request at most.
         flush_interval_s: A partial batch is sent after this long.
@@ -100,8 +101,10 @@ class Emitter(TrackingMixin):
             same directory replays what was not acknowledged.
         spool_mode: ``"async"`` (the sender writes as it drains; a kill -9 loses at most
             the last drain tick) or ``"sync"`` (``emit()`` writes before returning).
-        spool_max_bytes: Spool size cap; beyond it new events are not spooled
-            (``spool_full``: dropped in sync mode, memory-only in async mode).
+        spool_max_bytes: Spool size cap. With a spool, this (not the memory queue) bounds
+            what ``emit()`` accepts during an outage: the sender reads batches back from disk.
+            Beyond it new events are refused (``spool_full``; in async mode once the memory
+            queue holding what the spool cannot take is full too).
         spool_max_age_s: Spooled events older than this are discarded at replay
             (``spool_expired``).
     """
@@ -181,7 +184,8 @@ class Emitter(TrackingMixin):
                 JSON text of one event.
 
         Returns:
-            ``True`` if accepted, ``False`` if dropped (queue full, too large, after close).
+            ``True`` if accepted, ``False`` if dropped (queue or spool full, too large, after
+            close).
 
         Raises:
             ValueError: the event is invalid (``flightdeck_rs.models.ValidationError``).
@@ -248,13 +252,14 @@ class Emitter(TrackingMixin):
         """Counters and gauges: ``accepted``, ``acked``, ``server_inserted``,
         ``server_duplicates``, ``requests``, ``retries``, ``dropped`` (per reason, also as
         ``dropped_<reason>``), ``dropped_after_accept``, ``queue_events``, ``queue_bytes``,
-        ``in_flight``, ``state`` and ``last_error``.
+        ``in_flight``, ``state`` and ``last_error``. ``queue_events`` counts the events
+        waiting in memory or in the spool; ``queue_bytes`` only what memory holds.
 
         At every quiet point ``accepted == acked + dropped_after_accept + left_in_spool +
         queue_events + in_flight``; ``queue_full``, ``too_large`` (at ``emit``),
-        ``after_close`` and sync-mode ``spool_full`` drops were never accepted. With a spool,
-        ``spool_bytes``, ``spool_replayed``, ``spool_corrupt_lines`` and ``left_in_spool``
-        are reported too. Run tracking adds its ``track_*`` counters.
+        ``after_close`` and ``spool_full`` drops were never accepted. With a spool,
+        ``spool_bytes``, ``spool_events`` (not yet acknowledged), ``oldest_unsent_age_s``,
+        ``spool_replayed``, ``spool_corrupt_lines`` and ``left_in_spool`` are reported too. Run tracking adds its ``track_*`` counters.
         """
         self._drain_notices()
         stats: dict[str, Any] = self._native.stats()

@@ -145,7 +145,7 @@ impl NativeEmitter {
         };
         if let Some(dir) = spool_dir {
             let mut sc = SpoolConfig::new(dir, mode);
-            sc.max_bytes = positive("spool_max_bytes", spool_max_bytes)? as u64;
+            sc.set_max_bytes(positive("spool_max_bytes", spool_max_bytes)? as u64);
             sc.max_age = secs("spool_max_age_s", spool_max_age_s)?;
             cfg.spool = Some(sc);
         }
@@ -251,6 +251,7 @@ impl NativeEmitter {
         dropped.set_item("after_close", s.dropped_after_close)?;
         dropped.set_item("spool_full", s.dropped_spool_full)?;
         dropped.set_item("spool_expired", s.dropped_spool_expired)?;
+        dropped.set_item("spool_unreadable", s.dropped_spool_unreadable)?;
         for (k, v) in dropped.iter() {
             d.set_item(format!("dropped_{}", k.extract::<String>()?), v)?;
         }
@@ -259,6 +260,8 @@ impl NativeEmitter {
         d.set_item("worker_restarts", s.worker_restarts)?;
         d.set_item("discarded_on_fork", s.discarded_on_fork)?;
         d.set_item("spool_bytes", s.spool_bytes)?;
+        d.set_item("spool_events", s.spool_events)?;
+        d.set_item("oldest_unsent_age_s", s.oldest_unsent_age_s)?;
         d.set_item("spool_replayed", s.spool_replayed)?;
         d.set_item("spool_corrupt_lines", s.spool_corrupt_lines)?;
         d.set_item("left_in_spool", s.left_in_spool)?;

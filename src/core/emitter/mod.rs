@@ -60,19 +60,26 @@ impl Config {
 /// Why `emit()` did not accept an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejected {
+    /// No usable spool and the in-memory queue is full.
     QueueFull,
     TooLarge,
     AfterClose,
-    /// `spool_mode="sync"` and the spool reached `spool_max_bytes`.
+    /// The spool reached `spool_max_bytes` (and, in async mode, the in-memory queue that
+    /// holds what the spool cannot take is full too).
     SpoolFull,
 }
 
-/// One queued event: its wire bytes and, when spooled, where it sits in the spool.
+/// One event held in memory: its wire bytes, when it was accepted (or, read back from the
+/// spool, about when its segment began) and, when spooled, where it sits in the spool.
 #[derive(Clone, Debug)]
 pub struct Item {
     pub bytes: Vec<u8>,
     pub pos: Option<spool::Pos>,
+    pub at: Instant,
 }
+
+/// Events moved from memory to the spool per write (bounds the copy made for it).
+const DRAIN_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Sender state, as reported by `stats()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +136,8 @@ pub struct Counters {
     pub spool_corrupt_lines: AtomicU64,
     pub dropped_spool_full: AtomicU64,
     pub dropped_spool_expired: AtomicU64,
+    /// Accepted events lost because their spool segment could not be read back.
+    pub dropped_spool_unreadable: AtomicU64,
     /// Accepted events still undelivered at close, kept in the spool for the next start.
     pub left_in_spool: AtomicU64,
 }
@@ -168,6 +177,9 @@ pub struct Shared {
     pub(crate) has_notices: AtomicBool,
     pub(crate) warned_misconfigured: AtomicBool,
     pub(crate) warned_spool_io: AtomicBool,
+    pub(crate) warned_spool_full: AtomicBool,
+    /// Held while queued events move to the spool, so that they move once and in order.
+    pub(crate) drain_lock: Mutex<()>,
     pub(crate) finished: Mutex<bool>,
     pub(crate) finished_cv: Condvar,
     /// Sub-batches taken from the queue and not yet resolved (survives a worker restart).
@@ -199,26 +211,9 @@ impl Shared {
                         .fetch_add(replay.corrupt_lines, Ordering::Relaxed);
                     c.dropped_spool_expired
                         .fetch_add(replay.expired_events, Ordering::Relaxed);
-                    let n = replay.events.len();
-                    if n > 0 {
-                        c.spool_replayed.fetch_add(n as u64, Ordering::Relaxed);
-                        c.accepted.fetch_add(n as u64, Ordering::Relaxed);
-                        s.in_flight.store(n, Ordering::Relaxed);
-                        let mut pending = lock(&s.pending);
-                        let mut batch = Vec::new();
-                        for (bytes, pos) in replay.events {
-                            batch.push(Item {
-                                bytes,
-                                pos: Some(pos),
-                            });
-                            if batch.len() >= s.cfg.max_batch_events {
-                                pending.push_back(std::mem::take(&mut batch));
-                            }
-                        }
-                        if !batch.is_empty() {
-                            pending.push_back(batch);
-                        }
-                    }
+                    // Replayed events stay on disk; the sender reads them back first.
+                    c.spool_replayed.fetch_add(replay.events, Ordering::Relaxed);
+                    c.accepted.fetch_add(replay.events, Ordering::Relaxed);
                     if replay.corrupt_lines > 0 || replay.corrupt_segments > 0 {
                         s.notice(
                             Level::Warning,
@@ -261,6 +256,8 @@ impl Shared {
             has_notices: AtomicBool::new(false),
             warned_misconfigured: AtomicBool::new(false),
             warned_spool_io: AtomicBool::new(false),
+            warned_spool_full: AtomicBool::new(false),
+            drain_lock: Mutex::new(()),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
             pending: Mutex::new(VecDeque::new()),
@@ -280,6 +277,82 @@ impl Shared {
                 format!("emitter spool write failed, keeping events in memory only: {e}"),
             );
         }
+    }
+
+    pub(crate) fn spool_full(&self, msg: &str) {
+        if !self.warned_spool_full.swap(true, Ordering::AcqRel) {
+            self.notice(Level::Warning, msg.into());
+        }
+    }
+
+    /// Moves the events queued in memory to the spool, oldest first, in chunks; those that
+    /// do not fit stay queued. Returns why it stopped early, if it did.
+    pub(crate) fn drain_to_spool(&self) -> Option<spool::AppendError> {
+        let sp = self.spool.as_ref()?;
+        let _d = lock(&self.drain_lock);
+        loop {
+            // Only drain_to_spool (under drain_lock) and the sender remove queued events,
+            // and the sender takes them under drain_lock too: the prefix copied here is
+            // still the queue's prefix when it is removed below.
+            let copies: Vec<Vec<u8>> = {
+                let q = lock(&self.queue);
+                let mut bytes = 0usize;
+                q.items
+                    .iter()
+                    .take_while(|i| {
+                        let fits = bytes == 0 || bytes + i.bytes.len() <= DRAIN_CHUNK_BYTES;
+                        bytes += i.bytes.len();
+                        fits
+                    })
+                    .map(|i| i.bytes.clone())
+                    .collect()
+            };
+            if copies.is_empty() {
+                return None;
+            }
+            let lines: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+            let (n, err) = sp.append_many(&lines);
+            if n > 0 {
+                let mut q = lock(&self.queue);
+                for _ in 0..n {
+                    if let Some(item) = q.items.pop_front() {
+                        q.bytes -= item.bytes.len();
+                    }
+                }
+                self.queue_events.store(q.items.len(), Ordering::Release);
+                self.queue_bytes.store(q.bytes, Ordering::Release);
+            }
+            match err {
+                None => {}
+                Some(spool::AppendError::Full) => {
+                    self.spool_full(
+                        "emitter spool is full; new events are kept in memory (max_queue_*) and refused once that is full too",
+                    );
+                    return Some(spool::AppendError::Full);
+                }
+                Some(spool::AppendError::Io(e)) => {
+                    self.spool_io_error(&e);
+                    return Some(spool::AppendError::Io(e));
+                }
+            }
+        }
+    }
+
+    /// Age of the oldest accepted event not yet acknowledged or dropped.
+    pub(crate) fn oldest_unsent(&self) -> Option<Instant> {
+        let pending = lock(&self.pending)
+            .front()
+            .and_then(|b| b.first())
+            .map(|i| i.at);
+        let spooled = self.spool.as_ref().and_then(spool::Spool::oldest_unread);
+        let queued = lock(&self.queue).items.front().map(|i| i.at);
+        [pending, spooled, queued].into_iter().flatten().min()
+    }
+
+    /// Events accepted and waiting to be taken into a batch: in memory or in the spool.
+    pub(crate) fn waiting(&self) -> u64 {
+        self.queue_events.load(Ordering::Acquire) as u64
+            + self.spool.as_ref().map_or(0, spool::Spool::unread)
     }
 
     pub(crate) fn set_error(&self, msg: String) {
@@ -363,8 +436,14 @@ pub struct Stats {
     pub spool_corrupt_lines: u64,
     pub dropped_spool_full: u64,
     pub dropped_spool_expired: u64,
+    pub dropped_spool_unreadable: u64,
     pub left_in_spool: u64,
     pub spool_bytes: u64,
+    /// Events in the spool not yet acknowledged.
+    pub spool_events: u64,
+    /// Seconds since the oldest accepted event still waiting or in flight was accepted
+    /// (for spooled events: since its segment began); 0 when nothing is waiting.
+    pub oldest_unsent_age_s: f64,
     pub queue_events: u64,
     pub queue_bytes: u64,
     pub in_flight: u64,
@@ -429,43 +508,94 @@ impl Emitter {
             c.dropped_too_large.fetch_add(1, Ordering::Relaxed);
             return Err(Rejected::TooLarge);
         }
-        let ready = {
-            let mut q = lock(&s.queue);
-            if q.items.len() >= s.cfg.max_queue_events
-                || q.bytes + event.len() > s.cfg.max_queue_bytes
-            {
-                drop(q);
-                c.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
-                return Err(Rejected::QueueFull);
-            }
-            let mut pos = None;
-            if let Some(sp) = s
-                .spool
-                .as_ref()
-                .filter(|sp| sp.cfg.mode == spool::Mode::Sync)
-            {
+        let Some(sp) = s.spool.as_ref() else {
+            return self.enqueue(event, None);
+        };
+        // With a spool, memory only buffers: sync mode writes here (unless older events
+        // wait in memory after a write error: order first), async mode leaves it to the
+        // sender. When the memory queue is full, it moves to the spool on this thread.
+        let mut tried = None;
+        for _ in 0..3 {
+            let q = lock(&s.queue);
+            if sp.cfg.mode == spool::Mode::Sync && q.items.is_empty() {
                 match sp.append(&event) {
-                    Ok(p) => pos = Some(p),
+                    Ok(_) => {
+                        drop(q);
+                        c.accepted.fetch_add(1, Ordering::AcqRel);
+                        if sp.unread().is_multiple_of(s.cfg.max_batch_events as u64) {
+                            s.wake.notify_one();
+                        }
+                        return Ok(());
+                    }
                     Err(spool::AppendError::Full) => {
                         drop(q);
-                        if c.dropped_spool_full.fetch_add(1, Ordering::Relaxed) == 0 {
-                            s.notice(
-                                Level::Warning,
-                                "emitter spool is full; dropping new events".into(),
-                            );
-                        }
-                        return Err(Rejected::SpoolFull);
+                        return Err(self.refuse_spool_full());
                     }
                     Err(spool::AppendError::Io(e)) => s.spool_io_error(&e),
                 }
             }
-            q.bytes += event.len();
-            q.items.push_back(Item { bytes: event, pos });
-            c.accepted.fetch_add(1, Ordering::AcqRel);
-            s.queue_events.store(q.items.len(), Ordering::Relaxed);
-            s.queue_bytes.store(q.bytes, Ordering::Relaxed);
-            q.items.len().is_multiple_of(s.cfg.max_batch_events)
-        };
+            if q.items.len() < s.cfg.max_queue_events
+                && q.bytes + event.len() <= s.cfg.max_queue_bytes
+            {
+                return self.push(q, event, None);
+            }
+            drop(q);
+            if tried.is_some() {
+                break;
+            }
+            tried = Some(s.drain_to_spool());
+        }
+        match tried.flatten() {
+            Some(spool::AppendError::Full) => Err(self.refuse_spool_full()),
+            _ => {
+                c.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+                Err(Rejected::QueueFull)
+            }
+        }
+    }
+
+    fn refuse_spool_full(&self) -> Rejected {
+        let s = &self.shared;
+        s.counters
+            .dropped_spool_full
+            .fetch_add(1, Ordering::Relaxed);
+        s.spool_full("emitter spool is full; dropping new events");
+        Rejected::SpoolFull
+    }
+
+    /// Without a spool: the bounded in-memory queue.
+    fn enqueue(&self, event: Vec<u8>, pos: Option<spool::Pos>) -> Result<(), Rejected> {
+        let s = &self.shared;
+        let q = lock(&s.queue);
+        if q.items.len() >= s.cfg.max_queue_events || q.bytes + event.len() > s.cfg.max_queue_bytes
+        {
+            drop(q);
+            s.counters
+                .dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Rejected::QueueFull);
+        }
+        self.push(q, event, pos)
+    }
+
+    fn push(
+        &self,
+        mut q: MutexGuard<'_, Queue>,
+        event: Vec<u8>,
+        pos: Option<spool::Pos>,
+    ) -> Result<(), Rejected> {
+        let s = &self.shared;
+        q.bytes += event.len();
+        q.items.push_back(Item {
+            bytes: event,
+            pos,
+            at: Instant::now(),
+        });
+        s.counters.accepted.fetch_add(1, Ordering::AcqRel);
+        s.queue_events.store(q.items.len(), Ordering::Relaxed);
+        s.queue_bytes.store(q.bytes, Ordering::Relaxed);
+        let ready = q.items.len().is_multiple_of(s.cfg.max_batch_events);
+        drop(q);
         if ready {
             s.wake.notify_one();
         }
@@ -542,8 +672,7 @@ impl Emitter {
         }
         let fresh = Arc::new(Shared::build(self.shared.cfg.clone()));
         let old = std::mem::replace(&mut self.shared, fresh);
-        let inherited = old.queue_events.load(Ordering::Relaxed) as u64
-            + old.in_flight.load(Ordering::Relaxed) as u64;
+        let inherited = old.waiting() + old.in_flight.load(Ordering::Relaxed) as u64;
         self.shared
             .counters
             .discarded_on_fork
@@ -597,9 +726,12 @@ impl Emitter {
             spool_corrupt_lines: l(&c.spool_corrupt_lines),
             dropped_spool_full: l(&c.dropped_spool_full),
             dropped_spool_expired: l(&c.dropped_spool_expired),
+            dropped_spool_unreadable: l(&c.dropped_spool_unreadable),
             left_in_spool: l(&c.left_in_spool),
             spool_bytes: s.spool.as_ref().map_or(0, spool::Spool::bytes),
-            queue_events: s.queue_events.load(Ordering::Acquire) as u64,
+            spool_events: s.spool.as_ref().map_or(0, spool::Spool::events),
+            oldest_unsent_age_s: s.oldest_unsent().map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            queue_events: s.waiting(),
             queue_bytes: s.queue_bytes.load(Ordering::Acquire) as u64,
             in_flight: s.in_flight.load(Ordering::Acquire) as u64,
             state: State::from_u8(s.state.load(Ordering::Acquire)).as_str(),
@@ -746,5 +878,58 @@ mod tests {
         assert_eq!(s.dropped_queue_full, 30 - accepted);
         assert!(identity_holds(&s), "{s:?}");
         assert_eq!(e.emit(event("late")), Err(Rejected::AfterClose));
+    }
+
+    #[test]
+    fn with_a_spool_the_disk_not_the_memory_queue_bounds_acceptance() {
+        for mode in [spool::Mode::Sync, spool::Mode::Async] {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir().join(format!(
+                "fdrs-emitter-bound-{}-{}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            let mut cfg = Config::new(&format!("http://127.0.0.1:{port}"));
+            cfg.max_queue_events = 10;
+            cfg.max_batch_events = 5;
+            cfg.backoff = backoff::Backoff {
+                base: Duration::from_millis(5),
+                cap: Duration::from_millis(20),
+            };
+            let mut sc = spool::SpoolConfig::new(dir.clone(), mode);
+            sc.max_bytes = 1000 * 20; // room for 1,000 of these events
+            cfg.spool = Some(sc);
+            let e = Emitter::start(cfg).unwrap();
+            let mut results = Vec::new();
+            for i in 0..1100 {
+                results.push(e.emit(event(&format!("e{i:04}"))));
+            }
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            // 100x the memory queue is accepted; the rest is refused as spool_full only.
+            assert!(ok >= 1000 - 20, "{mode:?}: {ok}");
+            assert!(
+                results[..ok].iter().all(Result::is_ok),
+                "{mode:?}: drop newest"
+            );
+            assert!(results[ok..].iter().all(|r| *r == Err(Rejected::SpoolFull)));
+            let s = e.stats();
+            assert_eq!(s.dropped_queue_full, 0, "{s:?}");
+            assert_eq!(s.dropped_spool_full, 1100 - ok as u64, "{s:?}");
+            e.begin_close(Duration::from_millis(100));
+            assert!(e.wait_finished(Duration::from_secs(5)));
+            let s = e.stats();
+            // Async mode also held up to a memory queue's worth that the full spool could
+            // not take: dropped at close (still down), counted.
+            let in_memory = if mode == spool::Mode::Sync { 0 } else { 10 };
+            assert_eq!(s.dropped_at_shutdown, in_memory, "{s:?}");
+            assert_eq!(s.left_in_spool, ok as u64 - in_memory, "{s:?}");
+            assert_eq!(s.spool_events, s.left_in_spool, "{s:?}");
+            assert!(identity_holds(&s), "{s:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 
 use super::backoff::retry_after;
-use super::spool::{AppendError, Mode};
+use super::spool::AppendError;
 use super::{lock, Item, Level, Shared, State};
 
 pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
@@ -51,6 +51,12 @@ fn supervise(s: Arc<Shared>) {
     }
     if let Some(sp) = s.spool.as_ref() {
         sp.seal();
+        // Releases the reader's hold on the segments (their locks) for the next start.
+        let left = sp.stop_reading();
+        if left > 0 {
+            s.counters.left_in_spool.fetch_add(left, Ordering::AcqRel);
+            s.resolve(left);
+        }
     }
     s.set_state(State::Closed);
     let mut f = lock(&s.finished);
@@ -92,6 +98,7 @@ fn build_io(s: &Shared) -> Result<Io, String> {
 /// Ends delivery: every queued and pending event is either kept in the spool for the next
 /// start (`left_in_spool`) or dropped as `dropped_at_shutdown`.
 fn drop_everything(s: &Shared) {
+    let _d = lock(&s.drain_lock);
     let mut items: Vec<Item> = Vec::new();
     {
         let mut p = lock(&s.pending);
@@ -109,21 +116,22 @@ fn drop_everything(s: &Shared) {
     }
     let mut kept = 0u64;
     let mut lost = 0u64;
-    for mut item in items {
-        if item.pos.is_none() {
-            if let Some(sp) = s.spool.as_ref() {
-                match sp.append(&item.bytes) {
-                    Ok(p) => item.pos = Some(p),
-                    Err(AppendError::Full) => {}
-                    Err(AppendError::Io(e)) => s.spool_io_error(&e),
-                }
-            }
-        }
+    for item in items {
         if item.pos.is_some() {
-            kept += 1;
-        } else {
-            lost += 1;
+            kept += 1; // read back from the spool: still there
+            continue;
         }
+        match s.spool.as_ref().map(|sp| sp.append(&item.bytes)) {
+            Some(Ok(_)) => {} // counted with the unread events below
+            Some(Err(AppendError::Io(e))) => {
+                s.spool_io_error(&e);
+                lost += 1;
+            }
+            Some(Err(AppendError::Full)) | None => lost += 1,
+        }
+    }
+    if let Some(sp) = s.spool.as_ref() {
+        kept += sp.stop_reading();
     }
     let c = &s.counters;
     if kept > 0 {
@@ -168,6 +176,8 @@ fn run(s: &Shared, io: &Io) {
             }
             None => {
                 if lock(&s.pending).is_empty() {
+                    // Nothing is left unless the deadline passed meanwhile.
+                    drop_everything(s);
                     return;
                 }
             }
@@ -175,23 +185,83 @@ fn run(s: &Shared, io: &Io) {
     }
 }
 
-/// Waits until a batch is due and takes it; `None` when closing with nothing queued.
+/// With a spool, moves what memory holds to it (async mode each tick; sync mode after a
+/// write error).
+fn drain(s: &Shared) {
+    if s.spool.is_some() && s.queue_events.load(Ordering::Acquire) > 0 {
+        s.drain_to_spool();
+    }
+}
+
+/// Reads the next batch back from the spool. `None` when nothing could be read.
+fn read_spool(s: &Shared) -> Option<Vec<Item>> {
+    let sp = s.spool.as_ref()?;
+    let got = sp.read(s.cfg.max_batch_events, s.cfg.max_batch_bytes);
+    if got.unreadable > 0 {
+        let c = &s.counters;
+        c.dropped_spool_unreadable
+            .fetch_add(got.unreadable, Ordering::AcqRel);
+        c.dropped_after_accept
+            .fetch_add(got.unreadable, Ordering::AcqRel);
+        s.notice(
+            Level::Error,
+            format!(
+                "emitter spool: a segment could not be read back; {} event(s) lost",
+                got.unreadable
+            ),
+        );
+        s.resolve(got.unreadable);
+    }
+    if got.events.is_empty() {
+        return None;
+    }
+    Some(
+        got.events
+            .into_iter()
+            .map(|(bytes, pos)| Item {
+                at: pos.seg.born(),
+                bytes,
+                pos: Some(pos),
+            })
+            .collect(),
+    )
+}
+
+/// Waits until a batch is due and takes it; `None` when closing with nothing waiting.
+/// Batches come from the spool first (older), then from memory (what the spool could not
+/// take).
 fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Item>> {
     let cfg = &s.cfg;
-    let mut q = lock(&s.queue);
     loop {
         let closing = s.closing.load(Ordering::Acquire);
         if closing && past_deadline(s) {
             return None;
         }
+        drain(s);
+        let gen = s.flush_gen.load(Ordering::Acquire);
+        let unread = s.spool.as_ref().map_or(0, |sp| sp.unread());
+        let d = lock(&s.drain_lock);
+        let mut q = lock(&s.queue);
         let flushing =
             s.flush_target.load(Ordering::Acquire) > s.counters.resolved.load(Ordering::Acquire);
         let elapsed = last_send.elapsed();
-        let due = !q.items.is_empty()
-            && (q.items.len() >= cfg.max_batch_events
+        let waiting = unread as usize + q.items.len();
+        let due = waiting > 0
+            && (waiting >= cfg.max_batch_events
                 || closing
                 || flushing
                 || elapsed >= cfg.flush_interval);
+        if due && unread > 0 {
+            drop(q);
+            drop(d);
+            if let Some(batch) = read_spool(s) {
+                return Some(batch);
+            }
+            // Counted but not yet readable (a write being published): look again shortly.
+            let q = lock(&s.queue);
+            let _ = s.wake.wait_timeout(q, Duration::from_millis(2));
+            continue;
+        }
         if due {
             let mut batch = Vec::new();
             let mut bytes = 0usize;
@@ -211,14 +281,13 @@ fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Item>> {
             }
             s.queue_events.store(q.items.len(), Ordering::Release);
             s.queue_bytes.store(q.bytes, Ordering::Release);
-            drop(q);
-            spool_async(s, &mut batch);
             return Some(batch);
         }
-        if q.items.is_empty() && closing {
+        drop(d);
+        if waiting == 0 && closing {
             return None;
         }
-        let wait = if q.items.is_empty() {
+        let wait = if waiting == 0 {
             cfg.flush_interval
         } else {
             cfg.flush_interval.saturating_sub(elapsed)
@@ -228,91 +297,32 @@ fn next_batch(s: &Shared, last_send: Instant) -> Option<Vec<Item>> {
             None => wait,
         }
         .max(Duration::from_millis(1));
-        let seen = (q.items.len(), s.flush_gen.load(Ordering::Acquire));
-        q = spool_queue(s, q);
-        if seen != (q.items.len(), s.flush_gen.load(Ordering::Acquire))
+        if s.flush_gen.load(Ordering::Acquire) != gen
             || s.closing.load(Ordering::Acquire) != closing
+            || (s.spool.as_ref().map_or(0, |sp| sp.unread()) as usize + q.items.len()
+                >= cfg.max_batch_events)
+                != (waiting >= cfg.max_batch_events)
         {
-            continue; // something arrived while the lock was released: look again
+            continue; // something changed meanwhile: look again
         }
-        q = match s.wake.wait_timeout(q, tick(s, wait)) {
-            Ok((g, _)) => g,
-            Err(p) => p.into_inner().0,
-        };
+        let _ = s.wake.wait_timeout(q, tick(s, wait));
     }
 }
 
-/// In `async` spool mode, the sender writes each batch to the spool as it drains the queue.
-fn spool_async(s: &Shared, batch: &mut [Item]) {
-    let Some(sp) = s.spool.as_ref().filter(|sp| sp.cfg.mode == Mode::Async) else {
-        return;
-    };
-    for item in batch.iter_mut().filter(|i| i.pos.is_none()) {
-        match sp.append(&item.bytes) {
-            Ok(p) => item.pos = Some(p),
-            Err(AppendError::Full) => {
-                if s.counters.dropped_spool_full.fetch_add(1, Ordering::AcqRel) == 0 {
-                    s.notice(
-                        Level::Warning,
-                        "emitter spool is full; new events are kept in memory only".into(),
-                    );
-                }
-            }
-            Err(AppendError::Io(e)) => s.spool_io_error(&e),
-        }
-    }
-}
-
-/// In `async` spool mode, writes every queued event not yet in the spool (called at least
-/// every [`SPOOL_TICK`] while the sender waits, so a kill -9 loses at most one tick).
-///
-/// Called by the sender with the queue locked; the lock is released for the disk write so
-/// that `emit()` never waits on the disk. That is safe because only the sender removes
-/// items from the queue (producers only append), so the items copied out are still at the
-/// same indices when their positions are recorded.
-fn spool_queue<'a>(
-    s: &'a Shared,
-    q: std::sync::MutexGuard<'a, super::Queue>,
-) -> std::sync::MutexGuard<'a, super::Queue> {
-    let Some(sp) = s.spool.as_ref().filter(|sp| sp.cfg.mode == Mode::Async) else {
-        return q;
-    };
-    // Events reach the spool in queue order, so the unspooled ones are a suffix.
-    let unspooled = q.items.iter().rev().take_while(|i| i.pos.is_none()).count();
-    if unspooled == 0 {
-        return q;
-    }
-    let start = q.items.len() - unspooled;
-    let copies: Vec<Vec<u8>> = q.items.range(start..).map(|i| i.bytes.clone()).collect();
-    drop(q);
-    let lines: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
-    let (positions, err) = sp.append_many(&lines);
-    match err {
-        None | Some(AppendError::Full) => {}
-        Some(AppendError::Io(e)) => s.spool_io_error(&e),
-    }
-    let mut q = lock(&s.queue);
-    for (item, pos) in q.items.range_mut(start..).zip(positions) {
-        item.pos = Some(pos);
-    }
-    q
-}
-
-/// Longest wait between two async-mode spool writes.
+/// Longest wait between two moves of queued events to the spool (async mode): a kill -9
+/// loses at most about this much.
 const SPOOL_TICK: Duration = Duration::from_millis(100);
 
 fn tick(s: &Shared, d: Duration) -> Duration {
-    if s.spool
-        .as_ref()
-        .is_some_and(|sp| sp.cfg.mode == Mode::Async)
-    {
+    if s.spool.is_some() {
         d.min(SPOOL_TICK)
     } else {
         d
     }
 }
 
-/// Sleeps up to `d`, waking early on close or on a new flush request.
+/// Sleeps up to `d`, waking early on close or on a new flush request; keeps moving queued
+/// events to the spool meanwhile.
 fn pause(s: &Shared, d: Duration) {
     let gen = s.flush_gen.load(Ordering::Acquire);
     let end = Instant::now() + d;
@@ -320,21 +330,14 @@ fn pause(s: &Shared, d: Duration) {
         Some(dl) => end.min(dl),
         None => end,
     };
-    let mut q = lock(&s.queue);
     loop {
-        let seen = q.items.len();
-        q = spool_queue(s, q);
+        drain(s);
+        let q = lock(&s.queue);
         let now = Instant::now();
         if now >= end || s.flush_gen.load(Ordering::Acquire) != gen {
             return;
         }
-        if q.items.len() != seen {
-            continue; // events arrived while the lock was released: spool them too
-        }
-        q = match s.wake.wait_timeout(q, tick(s, end - now)) {
-            Ok((g, _)) => g,
-            Err(p) => p.into_inner().0,
-        };
+        let _ = s.wake.wait_timeout(q, tick(s, end - now));
     }
 }
 
@@ -384,8 +387,10 @@ fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
                     return;
                 }
                 ticks += 1;
-                if ticks.is_multiple_of(5) {
-                    drop(spool_queue(s, lock(&s.queue)));
+                if ticks.is_multiple_of(5)
+                    || s.queue_events.load(Ordering::Acquire) >= s.cfg.max_batch_events
+                {
+                    drain(s);
                 }
             }
         };

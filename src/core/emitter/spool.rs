@@ -2,10 +2,10 @@
 //! the wire, an acknowledged-offset sidecar per segment, ownership by file lock, and replay
 //! of orphaned segments (their owner died) from the acknowledged offset.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,13 @@ pub struct SpoolConfig {
 }
 
 impl SpoolConfig {
+    /// Sets the size cap, and segments of `max_bytes / 64` (4 to 64 MiB), so that a full
+    /// spool holds at most about 64 segments (one open descriptor each).
+    pub fn set_max_bytes(&mut self, max_bytes: u64) {
+        self.max_bytes = max_bytes;
+        self.segment_bytes = (max_bytes / 64).clamp(4 * 1024 * 1024, 64 * 1024 * 1024);
+    }
+
     /// Defaults (256 MiB, 7 days, 4 MiB / 60 s segments) for `dir`.
     pub fn new(dir: PathBuf, mode: Mode) -> Self {
         Self {
@@ -51,17 +58,53 @@ impl SpoolConfig {
 #[derive(Debug)]
 pub struct Segment {
     path: PathBuf,
-    file: Mutex<File>,
+    /// The one descriptor (it holds the lock): appends (serialised by the spool's
+    /// `current` lock) and positioned reads by the sender (no lock needed).
+    file: File,
+    /// Bytes of complete lines written; the reader never reads past it.
     size: AtomicU64,
     acked: AtomicU64,
     sealed: AtomicBool,
     deleted: AtomicBool,
     opened: Instant,
+    /// About when its first event was written (for the age of the oldest unsent event).
+    born: Instant,
+    /// Events written and not yet read back.
+    unread: AtomicU64,
+    /// Claimed from a dead owner: lines are checked as they are read back.
+    replayed: bool,
 }
 
 impl Segment {
     fn ack_path(&self) -> PathBuf {
         ack_path_of(&self.path)
+    }
+
+    fn new(
+        path: PathBuf,
+        file: File,
+        size: u64,
+        acked: u64,
+        replayed: bool,
+        born: Instant,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            path,
+            file,
+            size: AtomicU64::new(size),
+            acked: AtomicU64::new(acked),
+            sealed: AtomicBool::new(replayed),
+            deleted: AtomicBool::new(false),
+            opened: Instant::now(),
+            born,
+            unread: AtomicU64::new(0),
+            replayed,
+        })
+    }
+
+    /// About when the segment's first event was written.
+    pub fn born(&self) -> Instant {
+        self.born
     }
 }
 
@@ -85,13 +128,83 @@ pub enum AppendError {
     Io(io::Error),
 }
 
-/// Events recovered from orphaned segments.
+/// What was found in orphaned segments at open (their events stay on disk and are read
+/// back by the sender like live ones).
 #[derive(Debug, Default)]
 pub struct Replay {
-    pub events: Vec<(Vec<u8>, Pos)>,
+    pub events: u64,
     pub corrupt_lines: u64,
     pub expired_events: u64,
     pub corrupt_segments: u64,
+}
+
+/// Events read back from the spool, oldest first.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub events: Vec<(Vec<u8>, Pos)>,
+    /// Events lost because their segment could not be read (already removed from the
+    /// spool's unread count).
+    pub unreadable: u64,
+}
+
+/// The sender's read position: segments not yet fully read, oldest first, and a small
+/// read-ahead buffer over the front one.
+#[derive(Debug, Default)]
+struct Reader {
+    segs: VecDeque<Arc<Segment>>,
+    /// Offset in the front segment of the first byte of `buf[pos..]`.
+    offset: u64,
+    buf: Vec<u8>,
+    pos: usize,
+    /// Inside a line longer than [`MAX_LINE`]: bytes are skipped up to its newline.
+    skipping: bool,
+}
+
+impl Reader {
+    fn push(&mut self, seg: Arc<Segment>) {
+        if self.segs.is_empty() {
+            self.restart(&seg);
+        }
+        self.segs.push_back(seg);
+    }
+
+    fn restart(&mut self, seg: &Segment) {
+        self.offset = seg.acked.load(Ordering::Acquire);
+        self.buf.clear();
+        self.pos = 0;
+        self.skipping = false;
+    }
+
+    fn pop(&mut self) {
+        self.segs.pop_front();
+        if let Some(next) = self.segs.front().cloned() {
+            self.restart(&next);
+        } else {
+            self.buf.clear();
+            self.pos = 0;
+            self.skipping = false;
+        }
+        if self.buf.capacity() > 2 * READ_CHUNK {
+            self.buf.shrink_to(READ_CHUNK);
+        }
+    }
+}
+
+/// Lines longer than this in a claimed segment are counted as unreadable and skipped.
+const MAX_LINE: usize = 32 * 1024 * 1024;
+/// Bytes read from disk at a time (the sender's read-ahead window).
+const READ_CHUNK: usize = 256 * 1024;
+
+/// `a -= n`, never below zero (the counts are gauges; a mismatch must not wrap).
+fn sub(a: &AtomicU64, n: u64) {
+    let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
+
+/// Whether a spooled line is a JSON document (replayed lines are checked before sending).
+fn valid_line(line: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
 }
 
 /// The spool of one emitter.
@@ -104,6 +217,11 @@ pub struct Spool {
     seq: AtomicU64,
     current: Mutex<Option<Arc<Segment>>>,
     total: AtomicU64,
+    /// Events written and not yet read back by the sender.
+    unread: AtomicU64,
+    /// Events in the spool not yet acknowledged (or dropped with a reason).
+    held: AtomicU64,
+    reader: Mutex<Reader>,
 }
 
 fn host() -> String {
@@ -164,6 +282,58 @@ fn remove_stale_staging(path: &Path) {
     }
 }
 
+/// What a streaming pass over a claimed segment found.
+#[derive(Default)]
+struct Scan {
+    good: u64,
+    corrupt: u64,
+    /// Offset just past the last good line (0 when none).
+    last_good_end: u64,
+}
+
+/// Reads a segment from `start` in bounded chunks, counting good and unreadable lines.
+/// A last line without a newline (a torn write) is ignored.
+fn scan(file: &File, start: u64) -> io::Result<Scan> {
+    let mut out = Scan::default();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    let mut offset = start;
+    loop {
+        let n = file.read_at(&mut chunk, offset)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let mut rest = &chunk[..n];
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            let end = offset + (n - rest.len() + i + 1) as u64;
+            if too_long {
+                out.corrupt += 1;
+            } else {
+                line.extend_from_slice(&rest[..i]);
+                if line.len() > MAX_LINE || (!line.is_empty() && !valid_line(&line)) {
+                    out.corrupt += 1;
+                } else if !line.is_empty() {
+                    out.good += 1;
+                    out.last_good_end = end;
+                }
+            }
+            line.clear();
+            too_long = false;
+            rest = &rest[i + 1..];
+        }
+        if !too_long {
+            if line.len() + rest.len() > MAX_LINE {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(rest);
+            }
+        }
+        offset += n as u64;
+    }
+}
+
 impl Spool {
     /// Opens (creating with mode 0700) the spool directory and claims orphaned segments.
     ///
@@ -191,6 +361,9 @@ impl Spool {
             seq: AtomicU64::new(0),
             current: Mutex::new(None),
             total: AtomicU64::new(0),
+            unread: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            reader: Mutex::new(Reader::default()),
         };
         // Prove the directory is writable before promising durability.
         let probe = spool.cfg.dir.join(format!(".{}.probe", spool.prefix));
@@ -210,6 +383,25 @@ impl Spool {
     /// Bytes currently held by spool segments.
     pub fn bytes(&self) -> u64 {
         self.total.load(Ordering::Acquire)
+    }
+
+    /// Events in the spool not yet acknowledged.
+    pub fn events(&self) -> u64 {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Events written and not yet read back by the sender.
+    pub fn unread(&self) -> u64 {
+        self.unread.load(Ordering::Acquire)
+    }
+
+    /// About when the oldest event not yet read back was written.
+    pub fn oldest_unread(&self) -> Option<Instant> {
+        let r = lock(&self.reader);
+        r.segs
+            .iter()
+            .find(|s| s.unread.load(Ordering::Acquire) > 0)
+            .map(|s| s.born)
     }
 
     fn claim_orphans(&self) -> Replay {
@@ -233,6 +425,7 @@ impl Spool {
             .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
             .collect();
         paths.sort();
+        let mut reader = lock(&self.reader);
         for path in paths {
             let Ok(file) = OpenOptions::new().read(true).append(true).open(&path) else {
                 continue;
@@ -240,96 +433,88 @@ impl Spool {
             if file.try_lock().is_err() {
                 continue; // a live emitter owns it
             }
-            let age = fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
+            let meta = fs::metadata(&path).ok();
+            let now = SystemTime::now();
+            let age = meta
+                .as_ref()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
                 .unwrap_or_default();
+            // Its first event is at least as old as the file itself.
+            let first_age = meta
+                .as_ref()
+                .and_then(|m| m.created().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or(age);
+            let born = Instant::now()
+                .checked_sub(first_age)
+                .unwrap_or_else(Instant::now);
+            let size = meta.as_ref().map_or(0, fs::Metadata::len);
             let ack = fs::read_to_string(ack_path_of(&path))
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
-                .unwrap_or(0);
+                .unwrap_or(0)
+                .min(size);
             let claimed = self.next_path("r");
             if fs::rename(&path, &claimed).is_err() {
                 continue;
             }
             let _ = fs::rename(ack_path_of(&path), ack_path_of(&claimed));
-            let mut data = Vec::new();
-            let mut reader = &file;
-            if reader.read_to_end(&mut data).is_err() {
-                let mut bad = claimed.as_os_str().to_owned();
-                bad.push(".corrupt");
-                let _ = fs::rename(&claimed, PathBuf::from(bad));
-                out.corrupt_segments += 1;
-                continue;
-            }
-            let size = data.len() as u64;
-            let seg = Arc::new(Segment {
-                path: claimed,
-                file: Mutex::new(file),
-                size: AtomicU64::new(size),
-                acked: AtomicU64::new(ack.min(size)),
-                sealed: AtomicBool::new(true),
-                deleted: AtomicBool::new(false),
-                opened: Instant::now(),
-            });
-            let start = usize::try_from(ack.min(size)).unwrap_or(0);
-            let mut offset = start;
-            let mut found = Vec::new();
-            while offset < data.len() {
-                let Some(nl) = data[offset..].iter().position(|b| *b == b'\n') else {
-                    break; // torn last line: never acknowledged as written
-                };
-                let line = &data[offset..offset + nl];
-                let end = (offset + nl + 1) as u64;
-                offset += nl + 1;
-                if line.is_empty() {
+            let found = match scan(&file, ack) {
+                Ok(found) => found,
+                Err(_) => {
+                    let mut bad = claimed.as_os_str().to_owned();
+                    bad.push(".corrupt");
+                    let _ = fs::rename(&claimed, PathBuf::from(bad));
+                    out.corrupt_segments += 1;
                     continue;
                 }
-                if serde_json::from_slice::<serde_json::Value>(line).is_err() {
-                    out.corrupt_lines += 1;
-                    continue;
-                }
-                found.push((
-                    line.to_vec(),
-                    Pos {
-                        seg: seg.clone(),
-                        end,
-                    },
-                ));
-            }
-            if age > self.cfg.max_age {
-                out.expired_events += found.len() as u64;
-                self.remove(&seg);
-                continue;
-            }
+            };
+            out.corrupt_lines += found.corrupt;
             // Lines after the last good one (torn or garbage) are never sent: treat the
             // segment as ending there.
-            let last_end = found.last().map_or(ack.min(size), |(_, p)| p.end);
-            seg.size
-                .store(last_end.max(ack.min(size)), Ordering::Release);
-            if found.is_empty() {
+            let end = found.last_good_end.max(ack);
+            let Ok(seg) = Segment::new(claimed.clone(), file, end, ack, true, born) else {
+                let _ = fs::rename(&claimed, &path);
+                continue;
+            };
+            let seg = Arc::new(seg);
+            self.total.fetch_add(end, Ordering::AcqRel);
+            if age > self.cfg.max_age {
+                out.expired_events += found.good;
                 self.remove(&seg);
-            } else {
-                out.events.extend(found);
+                continue;
             }
+            if found.good == 0 {
+                self.remove(&seg);
+                continue;
+            }
+            seg.unread.store(found.good, Ordering::Release);
+            self.unread.fetch_add(found.good, Ordering::AcqRel);
+            self.held.fetch_add(found.good, Ordering::AcqRel);
+            out.events += found.good;
+            reader.push(seg);
         }
         out
     }
 
-    /// Appends one event line.
-    ///
-    /// # Errors
-    /// [`AppendError::Full`] past `max_bytes`; [`AppendError::Io`] when writing fails.
-    pub fn append(&self, bytes: &[u8]) -> Result<Pos, AppendError> {
-        let len = bytes.len() as u64 + 1;
-        let mut cur = lock(&self.current);
+    /// The segment to append `len` more bytes to: rotates the current one when it is big,
+    /// old or fully acknowledged, and opens a new one (published to the reader) if needed.
+    fn writable(
+        &self,
+        cur: &mut Option<Arc<Segment>>,
+        len: u64,
+    ) -> Result<Arc<Segment>, AppendError> {
         let rotate = match cur.as_ref() {
             None => true,
             Some(seg) => {
                 let size = seg.size.load(Ordering::Acquire);
+                // By age only once the sender has read it all: during an outage segments
+                // grow to `segment_bytes`, so the open descriptors (one per segment, holding
+                // its lock) stay about `max_bytes / segment_bytes`.
                 size + len > self.cfg.segment_bytes
-                    || seg.opened.elapsed() > self.cfg.segment_age
+                    || (seg.opened.elapsed() > self.cfg.segment_age
+                        && seg.unread.load(Ordering::Acquire) == 0)
                     || (size > 0 && seg.acked.load(Ordering::Acquire) >= size)
             }
         };
@@ -342,110 +527,220 @@ impl Spool {
         if self.total.load(Ordering::Acquire) + len > self.cfg.max_bytes {
             return Err(AppendError::Full);
         }
-        if cur.is_none() {
-            let path = self.next_path("s");
-            let file = open_segment(&path).map_err(AppendError::Io)?;
-            *cur = Some(Arc::new(Segment {
-                path,
-                file: Mutex::new(file),
-                size: AtomicU64::new(0),
-                acked: AtomicU64::new(0),
-                sealed: AtomicBool::new(false),
-                deleted: AtomicBool::new(false),
-                opened: Instant::now(),
-            }));
+        if let Some(seg) = cur.as_ref() {
+            return Ok(seg.clone());
         }
-        let Some(seg) = cur.as_ref() else {
-            return Err(AppendError::Io(io::Error::other("no open segment")));
+        let path = self.next_path("s");
+        let file = open_segment(&path).map_err(AppendError::Io)?;
+        let seg = match Segment::new(path.clone(), file, 0, 0, false, Instant::now()) {
+            Ok(seg) => Arc::new(seg),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(AppendError::Io(e));
+            }
         };
+        lock(&self.reader).push(seg.clone());
+        *cur = Some(seg.clone());
+        Ok(seg)
+    }
+
+    /// Writes whole lines to `seg` and publishes them to the reader. A failed write may
+    /// leave a partial line: the segment is then closed for writing at its last whole line.
+    fn write_lines(
+        &self,
+        cur: &mut Option<Arc<Segment>>,
+        seg: &Arc<Segment>,
+        buf: &[u8],
+        lines: u64,
+    ) -> Result<u64, AppendError> {
+        // The caller holds `current`: appends never interleave.
+        if let Err(e) = (&seg.file).write_all(buf) {
+            seg.sealed.store(true, Ordering::Release);
+            *cur = None;
+            self.maybe_delete(seg);
+            return Err(AppendError::Io(e));
+        }
+        let len = buf.len() as u64;
+        seg.unread.fetch_add(lines, Ordering::AcqRel);
+        self.unread.fetch_add(lines, Ordering::AcqRel);
+        self.held.fetch_add(lines, Ordering::AcqRel);
+        self.total.fetch_add(len, Ordering::AcqRel);
+        // Published last: the reader reads up to `size` only.
+        Ok(seg.size.fetch_add(len, Ordering::AcqRel))
+    }
+
+    /// Appends one event line.
+    ///
+    /// # Errors
+    /// [`AppendError::Full`] past `max_bytes`; [`AppendError::Io`] when writing fails.
+    pub fn append(&self, bytes: &[u8]) -> Result<Pos, AppendError> {
+        let len = bytes.len() as u64 + 1;
+        let mut cur = lock(&self.current);
+        let seg = self.writable(&mut cur, len)?;
         let mut line = Vec::with_capacity(bytes.len() + 1);
         line.extend_from_slice(bytes);
         line.push(b'\n');
-        lock(&seg.file).write_all(&line).map_err(AppendError::Io)?;
-        let end = seg.size.fetch_add(len, Ordering::AcqRel) + len;
-        self.total.fetch_add(len, Ordering::AcqRel);
+        let start = self.write_lines(&mut cur, &seg, &line, 1)?;
         Ok(Pos {
-            seg: seg.clone(),
-            end,
+            seg,
+            end: start + len,
         })
     }
 
-    /// Appends several event lines with one write. Returns the positions of the lines
-    /// written (a prefix of `lines`: those that fit under `max_bytes`) and, when not all
-    /// were, why.
-    pub fn append_many(&self, lines: &[&[u8]]) -> (Vec<Pos>, Option<AppendError>) {
+    /// Appends several event lines with one write. Returns how many were written (a
+    /// prefix of `lines`: those that fit under `max_bytes`) and, when not all were, why.
+    pub fn append_many(&self, lines: &[&[u8]]) -> (usize, Option<AppendError>) {
         let Some(first) = lines.first() else {
-            return (Vec::new(), None);
+            return (0, None);
         };
+        let mut cur = lock(&self.current);
         // One rotation check for the batch (a segment may outgrow `segment_bytes` by one
-        // batch), through the single-line path that also opens the segment.
-        let head = match self.append(first) {
-            Ok(p) => p,
-            Err(e) => return (Vec::new(), Some(e)),
+        // batch).
+        let seg = match self.writable(&mut cur, first.len() as u64 + 1) {
+            Ok(seg) => seg,
+            Err(e) => return (0, Some(e)),
         };
-        let seg = head.seg.clone();
-        let mut out = Vec::with_capacity(lines.len());
-        out.push(head);
         let room = self
             .cfg
             .max_bytes
             .saturating_sub(self.total.load(Ordering::Acquire));
         let mut buf = Vec::new();
-        let mut lens = Vec::new();
-        let mut full = false;
-        for line in &lines[1..] {
+        let mut n = 0usize;
+        for line in lines {
             let len = line.len() + 1;
             if (buf.len() + len) as u64 > room {
-                full = true;
                 break;
             }
             buf.extend_from_slice(line);
             buf.push(b'\n');
-            lens.push(len as u64);
+            n += 1;
         }
-        if !buf.is_empty() {
-            let cur = lock(&self.current);
-            // Still the segment the first line went to (rotation happens under this lock).
-            if !cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, &seg)) {
-                drop(cur);
-                return self.append_each(&lines[1..], out);
-            }
-            if let Err(e) = lock(&seg.file).write_all(&buf) {
-                return (out, Some(AppendError::Io(e)));
-            }
-            let mut end = seg.size.fetch_add(buf.len() as u64, Ordering::AcqRel);
-            self.total.fetch_add(buf.len() as u64, Ordering::AcqRel);
-            for len in lens {
-                end += len;
-                out.push(Pos {
-                    seg: seg.clone(),
-                    end,
-                });
+        if n > 0 {
+            if let Err(e) = self.write_lines(&mut cur, &seg, &buf, n as u64) {
+                return (0, Some(e));
             }
         }
-        (out, full.then_some(AppendError::Full))
+        (n, (n < lines.len()).then_some(AppendError::Full))
     }
 
-    fn append_each(&self, lines: &[&[u8]], mut out: Vec<Pos>) -> (Vec<Pos>, Option<AppendError>) {
-        for line in lines {
-            match self.append(line) {
-                Ok(p) => out.push(p),
-                Err(e) => return (out, Some(e)),
+    /// Reads up to `max_events` events (and `max_bytes`, at least one event) back from the
+    /// spool, oldest first, from where the previous call stopped. Replayed lines that are
+    /// not JSON are skipped (they were counted when the segment was claimed).
+    pub fn read(&self, max_events: usize, max_bytes: usize) -> Batch {
+        let mut out = Batch::default();
+        let mut bytes = 0usize;
+        let mut r = lock(&self.reader);
+        'segs: while out.events.len() < max_events {
+            let Some(seg) = r.segs.front().cloned() else {
+                break;
+            };
+            let sealed = seg.sealed.load(Ordering::Acquire);
+            let size = seg.size.load(Ordering::Acquire);
+            loop {
+                if out.events.len() >= max_events {
+                    break 'segs;
+                }
+                let held = r.buf.len() - r.pos;
+                if let Some(i) = r.buf[r.pos..].iter().position(|b| *b == b'\n') {
+                    let line_start = r.pos;
+                    let end = r.offset + i as u64 + 1;
+                    if r.skipping {
+                        r.skipping = false;
+                    } else {
+                        let line = &r.buf[line_start..line_start + i];
+                        let keep = !line.is_empty()
+                            && (!seg.replayed || (line.len() <= MAX_LINE && valid_line(line)));
+                        if keep {
+                            if !out.events.is_empty() && bytes + line.len() > max_bytes {
+                                break 'segs;
+                            }
+                            bytes += line.len();
+                            out.events.push((
+                                line.to_vec(),
+                                Pos {
+                                    seg: seg.clone(),
+                                    end,
+                                },
+                            ));
+                        }
+                    }
+                    r.pos += i + 1;
+                    r.offset = end;
+                    continue;
+                }
+                // No whole line buffered: read more of the segment.
+                let loaded_to = r.offset + held as u64;
+                if loaded_to >= size {
+                    if sealed {
+                        r.pop();
+                        continue 'segs;
+                    }
+                    break 'segs; // the rest is still being written
+                }
+                let pos = r.pos;
+                r.buf.drain(..pos);
+                r.pos = 0;
+                if r.buf.len() > MAX_LINE {
+                    // A line too long to be an event: skip to its end.
+                    r.offset += r.buf.len() as u64;
+                    r.buf.clear();
+                    r.skipping = true;
+                }
+                let want = usize::try_from(size - (r.offset + r.buf.len() as u64))
+                    .unwrap_or(usize::MAX)
+                    .min(READ_CHUNK);
+                let have = r.buf.len();
+                r.buf.resize(have + want, 0);
+                let at = r.offset + have as u64;
+                match seg.file.read_exact_at(&mut r.buf[have..], at) {
+                    Ok(()) => {}
+                    Err(_) => {
+                        // Unreadable: what is left of the segment is lost (counted).
+                        let lost = seg.unread.swap(0, Ordering::AcqRel);
+                        sub(&self.unread, lost);
+                        sub(&self.held, lost);
+                        out.unreadable += lost;
+                        r.pop();
+                        continue 'segs;
+                    }
+                }
             }
         }
-        (out, None)
+        drop(r);
+        let n = out.events.len() as u64;
+        if n > 0 {
+            if let Some((_, first)) = out.events.first() {
+                // Per-segment counts, for the age of the oldest unread event.
+                let mut seg = first.seg.clone();
+                let mut k = 0u64;
+                for (_, p) in &out.events {
+                    if !Arc::ptr_eq(&p.seg, &seg) {
+                        sub(&seg.unread, k);
+                        seg = p.seg.clone();
+                        k = 0;
+                    }
+                    k += 1;
+                }
+                sub(&seg.unread, k);
+            }
+            sub(&self.unread, n);
+        }
+        out
     }
 
     /// Records delivery (or a counted drop) of events: advances each segment's acknowledged
     /// offset and deletes fully acknowledged, rotated segments.
     pub fn acknowledge<'a>(&self, positions: impl Iterator<Item = &'a Pos>) {
         let mut by_seg: HashMap<*const Segment, (Arc<Segment>, u64)> = HashMap::new();
+        let mut count = 0u64;
         for p in positions {
+            count += 1;
             let e = by_seg
                 .entry(Arc::as_ptr(&p.seg))
                 .or_insert((p.seg.clone(), 0));
             e.1 = e.1.max(p.end);
         }
+        sub(&self.held, count);
         for (_, (seg, end)) in by_seg {
             let prev = seg.acked.fetch_max(end, Ordering::AcqRel);
             if end > prev && !seg.deleted.load(Ordering::Acquire) {
@@ -480,6 +775,15 @@ impl Spool {
                     Some(t.saturating_sub(cur))
                 });
         }
+    }
+
+    /// Stops reading (at close): events not yet read back stay in the spool for the next
+    /// start. Returns how many there are, and drops the reader's hold on the segments so
+    /// that their locks are released.
+    pub fn stop_reading(&self) -> u64 {
+        let mut r = lock(&self.reader);
+        *r = Reader::default();
+        self.unread.swap(0, Ordering::AcqRel)
     }
 
     /// In a forked child, for the parent's spool: closes the inherited descriptors of its
@@ -552,24 +856,31 @@ mod tests {
     }
 
     #[test]
-    fn append_many_writes_one_batch_with_exact_positions() {
+    fn append_many_writes_one_batch_read_back_with_exact_positions() {
         let dir = tmp("many");
         let sp = spool_in(&dir, 1 << 20);
         let lines: Vec<&[u8]> = vec![b"{\"a\":1}", b"{\"b\":22}", b"{\"c\":333}"];
-        let (pos, err) = sp.append_many(&lines);
+        let (n, err) = sp.append_many(&lines);
         assert!(err.is_none());
-        assert_eq!(
-            pos.iter().map(|p| p.end).collect::<Vec<_>>(),
-            vec![8, 17, 27]
-        );
-        let data = fs::read(&pos[0].seg.path).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!((sp.unread(), sp.events(), sp.bytes()), (3, 3, 27));
+        let got = sp.read(10, 1 << 20);
+        assert_eq!(got.unreadable, 0);
+        let ends: Vec<u64> = got.events.iter().map(|(_, p)| p.end).collect();
+        assert_eq!(ends, vec![8, 17, 27]);
+        let bodies: Vec<&[u8]> = got.events.iter().map(|(b, _)| b.as_slice()).collect();
+        assert_eq!(bodies, lines);
+        assert_eq!(sp.unread(), 0);
+        let path = got.events[0].1.seg.path.clone();
+        let data = fs::read(&path).unwrap();
         assert_eq!(data, b"{\"a\":1}\n{\"b\":22}\n{\"c\":333}\n");
-        assert_eq!(sp.bytes(), 27);
         // Acknowledging everything and sealing deletes the segment.
-        sp.acknowledge(pos.iter());
+        sp.acknowledge(got.events.iter().map(|(_, p)| p));
+        assert_eq!(sp.events(), 0);
         sp.seal();
         assert_eq!(sp.bytes(), 0);
-        assert!(!pos[0].seg.path.exists());
+        assert!(!path.exists());
+        assert!(sp.read(10, 1 << 20).events.is_empty());
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -578,13 +889,97 @@ mod tests {
         let dir = tmp("full");
         let sp = spool_in(&dir, 20);
         let lines: Vec<&[u8]> = vec![b"123456789", b"123456789", b"123456789"];
-        let (pos, err) = sp.append_many(&lines);
-        assert_eq!(pos.len(), 2);
+        let (n, err) = sp.append_many(&lines);
+        assert_eq!(n, 2);
         assert!(matches!(err, Some(AppendError::Full)));
         assert_eq!(sp.bytes(), 20);
         let (none, err) = sp.append_many(&lines[2..]);
-        assert!(none.is_empty() && matches!(err, Some(AppendError::Full)));
+        assert!(none == 0 && matches!(err, Some(AppendError::Full)));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reader_follows_segments_in_order_with_bounded_batches() {
+        let dir = tmp("order");
+        let mut cfg = SpoolConfig::new(dir.clone(), Mode::Sync);
+        cfg.segment_bytes = 200; // many small segments
+        let sp = Spool::open(cfg).unwrap().0;
+        let n = 500;
+        for i in 0..n {
+            sp.append(format!("{{\"i\":{i}}}").as_bytes()).unwrap();
+        }
+        assert_eq!(sp.unread(), n);
+        let mut seen = Vec::new();
+        loop {
+            let got = sp.read(7, 1 << 20);
+            if got.events.is_empty() {
+                break;
+            }
+            assert!(got.events.len() <= 7);
+            for (b, _) in &got.events {
+                seen.push(String::from_utf8(b.clone()).unwrap());
+            }
+            sp.acknowledge(got.events.iter().map(|(_, p)| p));
+        }
+        let want: Vec<String> = (0..n).map(|i| format!("{{\"i\":{i}}}")).collect();
+        assert_eq!(seen, want);
+        assert_eq!((sp.unread(), sp.events()), (0, 0));
+        // Interleaved writes and reads: the reader picks up what is appended later.
+        sp.append(b"{\"late\":1}").unwrap();
+        let got = sp.read(10, 1 << 20);
+        assert_eq!(got.events.len(), 1);
+        sp.acknowledge(got.events.iter().map(|(_, p)| p));
+        sp.seal();
+        // Everything but nothing else remains on disk.
+        assert_eq!(sp.bytes(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn claimed_orphans_are_read_back_lazily_from_their_ack_offset() {
+        let dir = tmp("orphan");
+        let first = b"{\"a\":1}\n".to_vec();
+        let mut data = first.clone();
+        data.extend_from_slice(b"{\"b\":2}\nnot json\n\n{\"c\":3}\n{\"torn\":");
+        let path = dir.join("deadhost-1-1-00000000.s000000.jsonl");
+        fs::write(&path, &data).unwrap();
+        fs::write(ack_path_of(&path), first.len().to_string()).unwrap();
+        let (sp, replay) = Spool::open(SpoolConfig::new(dir.clone(), Mode::Async)).unwrap();
+        assert_eq!((replay.events, replay.corrupt_lines), (2, 1));
+        assert_eq!((sp.unread(), sp.events()), (2, 2));
+        let got = sp.read(100, 1 << 20);
+        let bodies: Vec<&[u8]> = got.events.iter().map(|(b, _)| b.as_slice()).collect();
+        assert_eq!(bodies, vec![&b"{\"b\":2}"[..], &b"{\"c\":3}"[..]]);
+        assert_eq!(sp.unread(), 0);
+        sp.acknowledge(got.events.iter().map(|(_, p)| p));
+        assert_eq!(sp.events(), 0);
+        assert_eq!(sp.bytes(), 0, "a fully acknowledged orphan is deleted");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn segments_rotate_by_age_only_once_read_and_scale_with_the_cap() {
+        let dir = tmp("age");
+        let mut cfg = SpoolConfig::new(dir.clone(), Mode::Sync);
+        cfg.segment_age = Duration::ZERO; // always "old"
+        let sp = Spool::open(cfg).unwrap().0;
+        let a = sp.append(b"{}").unwrap();
+        let b = sp.append(b"{}").unwrap();
+        // Unread data: an outage does not open a segment (and a descriptor) per minute.
+        assert!(Arc::ptr_eq(&a.seg, &b.seg));
+        assert_eq!(sp.read(10, 1 << 20).events.len(), 2);
+        let c = sp.append(b"{}").unwrap();
+        assert!(!Arc::ptr_eq(&a.seg, &c.seg), "read back and old: rotated");
+        let _ = fs::remove_dir_all(&dir);
+
+        let mut cfg = SpoolConfig::new(dir.clone(), Mode::Sync);
+        cfg.set_max_bytes(1 << 30);
+        assert_eq!((cfg.max_bytes, cfg.segment_bytes), (1 << 30, 16 << 20));
+        cfg.set_max_bytes(4096);
+        assert_eq!(cfg.segment_bytes, 4 << 20);
+        cfg.set_max_bytes(1 << 40);
+        assert_eq!(cfg.segment_bytes, 64 << 20);
     }
 
     #[test]
