@@ -259,7 +259,8 @@ class Emitter(TrackingMixin):
         queue_events + in_flight``; ``queue_full``, ``too_large`` (at ``emit``),
         ``after_close`` and ``spool_full`` drops were never accepted. With a spool,
         ``spool_bytes``, ``spool_events`` (not yet acknowledged), ``oldest_unsent_age_s``,
-        ``spool_replayed``, ``spool_corrupt_lines`` and ``left_in_spool`` are reported too. Run tracking adds its ``track_*`` counters.
+        ``spool_replayed``, ``spool_corrupt_lines`` and ``left_in_spool`` are reported too.
+        Run tracking adds its ``track_*`` counters.
         """
         self._drain_notices()
         stats: dict[str, Any] = self._native.stats()
