@@ -150,12 +150,15 @@ def test_every_public_name_resolves_to_the_defining_object() -> None:
         """
         import flightdeck_rs
         import flightdeck_rs.emitter, flightdeck_rs.models, flightdeck_rs.sdk
+        import flightdeck_rs.tracking
         from flightdeck_rs._errors import ValidationError as VE
         home = {
             "AsyncFlightdeckClient": flightdeck_rs.sdk,
             "FlightdeckClient": flightdeck_rs.sdk,
             "Emitter": flightdeck_rs.emitter,
             "get_emitter": flightdeck_rs.emitter,
+            "Run": flightdeck_rs.tracking,
+            "current_run": flightdeck_rs.tracking,
             "RunEvent": flightdeck_rs.models,
             "ValidationError": flightdeck_rs.models,
             "__version__": flightdeck_rs._native,
@@ -184,9 +187,11 @@ def test_every_public_name_resolves_to_the_defining_object() -> None:
             "AsyncFlightdeckClient",
             "Emitter",
             "FlightdeckClient",
+            "Run",
             "RunEvent",
             "ValidationError",
             "__version__",
+            "current_run",
             "get_emitter",
         ]
     )
@@ -249,7 +254,7 @@ def test_errors_are_the_real_classes_after_a_lazy_import() -> None:
         "async": ["ConnectError", True],
         "validation": [True, True],
         "bound": [True, True],
-        "logger": "flightdeck_rs",
+        "logger": "flightdeck_rs.client",
     }
 
 
