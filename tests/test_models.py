@@ -44,7 +44,7 @@ MODEL_NAMES = (
     "RunEventToolUsage",
     "RunEventUsage",
 )
-ERROR_KEYS = {"type", "loc", "msg", "input"}  # plus the optional "ctx"
+ERROR_KEYS = {"type", "loc", "msg", "input"}  # plus the optional "ctx" (and pydantic's "url")
 
 T0 = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -701,7 +701,7 @@ def _assert_documented(
     assert _loc_types(our_exc) == doc.ours, f"{doc.key}: {our_exc.errors()}"
     assert our_exc.error_count() == len(doc.ours)  # one error per bad key / value
     for err in our_exc.errors():
-        assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx"}, err
+        assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx", "url"}, err
 
 
 def test_documented_differences_are_exercised() -> None:
@@ -745,7 +745,7 @@ def test_input_parity(case: Case) -> None:
         assert isinstance(our_exc, ValueError), repr(our_exc)
         assert isinstance(our_exc, OURS.ValidationError), repr(our_exc)
         for err in our_exc.errors():
-            assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx"}, err
+            assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx", "url"}, err
             assert isinstance(err["loc"], tuple), err
             assert "ctx" not in err or isinstance(err["ctx"], dict), err
         assert _loc_types(our_exc) == _loc_types(ref_exc), (
@@ -778,25 +778,26 @@ def test_error_details_parity(case: Case) -> None:
         ref_tl = [(tuple(e["loc"]), e["type"], _canon(e["input"])) for e in ref_exc.errors()]
         assert ours_tl == ref_tl
         return
-    ours = [_canon(e) for e in our_exc.errors()]
+    # With pydantic installed, invalid data raises pydantic's own ValidationError: the same
+    # errors() (url included) and the same str().
+    assert isinstance(our_exc, pydantic.ValidationError), repr(our_exc)
+    assert [_canon(e) for e in our_exc.errors()] == [_canon(e) for e in ref_exc.errors()]
+    ours = [_canon(e) for e in _ref_errors(our_exc)]
     ref = [_canon(e) for e in _ref_errors(ref_exc)]
     assert ours == ref, f"\nours: {our_exc.errors()}\nref:  {_ref_errors(ref_exc)}"
-    # Compared without pydantic's "For further information visit <url>" lines, so that this one
-    # (undocumented) difference is reported once, by test_error_message_verbatim, not per case.
-    assert str(our_exc) == _strip_urls(str(ref_exc))
+    assert str(our_exc) == str(ref_exc)
 
 
 def test_error_message_verbatim() -> None:
-    """str(error) is pydantic's text minus its "For further information" lines (D7_messages)."""
+    """With pydantic installed, str(error) is pydantic's text, "For further information"
+    lines included."""
     kwargs = {**BASE_EVENT, "metrics": {"latency_ms": -1}}
     with pytest.raises(pydantic.ValidationError) as ref_info:
         REF.RunEvent(**kwargs)
-    with pytest.raises(OURS.ValidationError) as our_info:
+    with pytest.raises(pydantic.ValidationError) as our_info:
         OURS.RunEvent(**kwargs)
-    assert "D7_messages" in DOCUMENTED_DIFFERENCES
-    assert "For further information visit" in str(ref_info.value)
-    assert "For further information visit" not in str(our_info.value)
-    assert str(our_info.value) == _strip_urls(str(ref_info.value))
+    assert "For further information visit" in str(our_info.value)
+    assert str(our_info.value) == str(ref_info.value)
 
 
 def test_table_size() -> None:
@@ -1134,13 +1135,12 @@ def test_model_validate_dict_and_dump_round_trip(name: str) -> None:
 def test_model_validate_instance() -> None:
     ours, ref = _both(BASE_EVENT)
     assert OURS.RunEvent.model_validate(ours) == ours
-    # pydantic returns the very same object for an instance of the class; D6_views: we return
-    # a new, equal object.
+    # pydantic returns the very same object for an instance of the class, and so do we.
     assert REF.RunEvent.model_validate(ref) is ref
-    again = OURS.RunEvent.model_validate(ours)
-    assert again is not ours
-    assert again == ours
-    assert again.model_dump_json() == ours.model_dump_json()
+    assert OURS.RunEvent.model_validate(ours) is ours
+    for name in ("usage", "metrics"):
+        nested = getattr(ours, name)
+        assert type(nested).model_validate(nested) is nested
 
 
 @pytest.mark.parametrize("name", ALL_SPECS)
@@ -1202,7 +1202,7 @@ def test_model_copy_update(name: str, update: Callable[[Any], dict[str, Any]], d
 
 
 # D4_submodel_api: methods that only RunEvent has among our models.
-D4_RUN_EVENT_ONLY = ["model_validate_json", "model_copy"]
+D4_RUN_EVENT_ONLY: list[str] = []  # the nested models now have the whole API too
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -1362,7 +1362,7 @@ def test_invalid_assignment_is_rejected(
     assert any(attr in e["loc"] for e in err.errors()), err.errors()
     assert err_type in {e["type"] for e in err.errors()}
     for item in err.errors():
-        assert ERROR_KEYS <= item.keys() <= ERROR_KEYS | {"ctx"}
+        assert ERROR_KEYS <= item.keys() <= ERROR_KEYS | {"ctx", "url"}
     assert ev.model_dump() == before
     assert ev.model_dump_json() == before_json
 
