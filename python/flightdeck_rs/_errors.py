@@ -82,11 +82,14 @@ def public_validation_error() -> type[ValueError]:
     return ValidationError
 
 
-def validation_error(message: str, title: str, errors: list[dict[str, Any]]) -> ValueError:
+def validation_error(
+    message: str, title: str, errors: list[dict[str, Any]], input_type: str = "python"
+) -> ValueError:
     """The exception for failed validation (called by the native module).
 
     pydantic's own ``ValidationError`` (its messages, ``url`` and ``str()``) when pydantic is
-    installed, else ours with the same ``errors()``.
+    installed, else ours with the same ``errors()``. ``input_type`` is ``"json"`` for JSON
+    text (pydantic words a few messages differently for JSON input).
     """
     core = pydantic_core_or_none()
     if core is None:
@@ -98,13 +101,15 @@ def validation_error(message: str, title: str, errors: list[dict[str, Any]]) -> 
             line["ctx"] = e["ctx"]
         lines.append(line)
     try:
-        exc: ValueError = core.ValidationError.from_exception_data(title, lines)
+        exc: ValueError = core.ValidationError.from_exception_data(
+            title, lines, input_type=input_type
+        )
     except (KeyError, TypeError, ValueError):
         # An error type pydantic does not know: keep our message for it.
         for line, e in zip(lines, errors, strict=True):
             line["type"] = core.PydanticCustomError(str(e["type"]), str(e["msg"]))
             line.pop("ctx", None)
-        exc = core.ValidationError.from_exception_data(title, lines)
+        exc = core.ValidationError.from_exception_data(title, lines, input_type=input_type)
     return exc
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from flightdeck_rs import _native
 from flightdeck_rs._errors import pydantic_core_or_none
@@ -144,6 +143,34 @@ def _doc(cls: type[Any]) -> str:
 
 _SIGNATURES: dict[type[Any], inspect.Signature] = {}
 
+#: Fields constrained to ``>= 0`` (pydantic shows them as ``Annotated[int, Ge(ge=0)]``).
+_GE0 = {
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "invocations",
+    "cost_units",
+}
+
+
+class _Ge:
+    """``annotated_types.Ge(ge=0)`` when that package (pydantic's) is not installed."""
+
+    def __init__(self, ge: int) -> None:
+        self.ge = ge
+
+    def __repr__(self) -> str:
+        return f"Ge(ge={self.ge})"
+
+
+def _ge0() -> Any:
+    try:
+        from annotated_types import Ge
+    except ImportError:
+        return _Ge(0)
+    return Ge(0)
+
 
 def _signature(cls: type[Any]) -> inspect.Signature:
     """The constructor's signature as pydantic's: keyword-only fields with annotations and
@@ -158,7 +185,7 @@ def _signature(cls: type[Any]) -> inspect.Signature:
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=empty if default is REQUIRED else default,
-                annotation=ann,
+                annotation=Annotated[ann, _ge0()] if name in _GE0 else ann,
             )
             for name, ann, default, _ in FIELDS[cls]
         ]
@@ -399,9 +426,7 @@ def model_json_schema(
 
 
 def get_pydantic_core_schema(cls: type[Any], source: Any, handler: Any) -> Any:
-    mirror = _mirror()
-    mirror.register_fastapi_encoder()
-    return mirror.core_schema_for(cls, handler)
+    return _mirror().core_schema_for(cls, handler)
 
 
 # ------------------------------------------------------------------------------ field info
@@ -624,5 +649,27 @@ def install() -> None:
         cls.__doc__ = _doc(cls)
         for name, value in common.items():
             setattr(cls, name, value)
-    if "fastapi.encoders" in sys.modules and _has_pydantic():
-        _mirror().register_fastapi_encoder()
+        _mark_as_record(cls)
+
+
+def _mark_as_record(cls: type[Any]) -> None:
+    """Describes the fields the way ``dataclasses`` does (``__dataclass_fields__``).
+
+    FastAPI reads a parameter as the request body only when its type is a pydantic model, a
+    mapping, a sequence or a dataclass; this makes ``def create(event: RunEvent)`` take the
+    event from the body, as with the reference model. ``dataclasses.fields()`` /
+    ``asdict()`` and pydantic's serialization of unknown objects work on our models too.
+    """
+    import dataclasses
+
+    marker = getattr(dataclasses, "_FIELD", None)
+    if marker is None:  # pragma: no cover - a Python without the (private) marker
+        return
+    fields: dict[str, Any] = {}
+    for name, ann, _, _ in FIELDS[cls]:
+        f = dataclasses.field()
+        f.name = name
+        f.type = ann
+        f._field_type = marker
+        fields[name] = f
+    cls.__dataclass_fields__ = fields

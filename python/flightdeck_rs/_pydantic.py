@@ -137,19 +137,3 @@ def _serialize(value: Any, info: core_schema.SerializationInfo) -> Any:
         round_trip=info.round_trip,
         serialize_as_any=info.serialize_as_any,
     )
-
-
-def register_fastapi_encoder() -> None:
-    """Makes ``fastapi.encoders.jsonable_encoder`` dump our models as it dumps pydantic
-    models (``model_dump(mode="json")``), when FastAPI is loaded."""
-    import sys
-
-    encoders = sys.modules.get("fastapi.encoders")
-    table = getattr(encoders, "ENCODERS_BY_TYPE", None)
-    if isinstance(table, dict):
-        for ours in MIRROR:
-            table.setdefault(ours, _jsonable)
-
-
-def _jsonable(obj: Any) -> Any:
-    return obj.model_dump(mode="json")

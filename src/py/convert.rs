@@ -373,6 +373,7 @@ pub fn validation_error<I>(
     title: &str,
     errors: &[LineError<I>],
     input_to_py: impl Fn(Python<'_>, &I) -> PyResult<Py<PyAny>>,
+    input_type: &str,
 ) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let cls = VALIDATION_ERROR.import(py, "flightdeck_rs._errors", "validation_error")?;
@@ -399,7 +400,7 @@ pub fn validation_error<I>(
             }
             items.append(d)?;
         }
-        let exc = cls.call1((render_errors(title, errors), title, items))?;
+        let exc = cls.call1((render_errors(title, errors), title, items, input_type))?;
         Ok(PyErr::from_value(exc))
     };
     build().unwrap_or_else(|e| e)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyAttributeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 use pyo3::IntoPyObjectExt;
 
 use crate::core::event::serialize::{self, Mode};
@@ -29,11 +29,11 @@ fn py_input(py: Python<'_>, i: &Py<PyAny>) -> PyResult<Py<PyAny>> {
 
 /// Raises `ValidationError` for Python-object input errors.
 pub fn raise_py(py: Python<'_>, title: &str, errors: &[LineError<Py<PyAny>>]) -> PyErr {
-    convert::validation_error(py, title, errors, py_input)
+    convert::validation_error(py, title, errors, py_input, "python")
 }
 
 fn raise_json(py: Python<'_>, title: &str, errors: &[LineError<serde_json::Value>]) -> PyErr {
-    convert::validation_error(py, title, errors, convert::json_to_py)
+    convert::validation_error(py, title, errors, convert::json_to_py, "json")
 }
 
 /// Raises `ValidationError` for JSON-input errors of a `RunEvent`.
