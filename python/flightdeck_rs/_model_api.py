@@ -245,6 +245,7 @@ def _restore(cls: type[Any], data: dict[str, Any], tree: Any) -> Any:
 
 
 def _iter(obj: Any) -> Iterator[tuple[str, Any]]:
+    """``(name, value)`` for each field, as pydantic iterates a model (``dict(event)``)."""
     for name, _, _, _ in FIELDS[type(obj)]:
         yield name, getattr(obj, name)
 
@@ -522,11 +523,13 @@ def _deprecated(message: str) -> None:
 
 
 def _v1_dict(self: Any, **kw: Any) -> dict[str, Any]:
+    """Deprecated pydantic v1 name of ``model_dump``."""
     _deprecated("The `dict` method is deprecated; use `model_dump` instead.")
     return model_dump(self, **kw) if kw else self.model_dump()  # type: ignore[no-any-return,unused-ignore]
 
 
 def _v1_json(self: Any, **kw: Any) -> str:
+    """Deprecated pydantic v1 name of ``model_dump_json``."""
     _deprecated("The `json` method is deprecated; use `model_dump_json` instead.")
     for unsupported in ("encoder", "models_as_dict"):
         if kw.pop(unsupported, None) is not None:
@@ -555,6 +558,7 @@ def _v1_copy(
     update: dict[str, Any] | None = None,
     deep: bool = False,
 ) -> Any:
+    """Deprecated pydantic v1 name of ``model_copy``."""
     _deprecated(
         "The `copy` method is deprecated; use `model_copy` instead. See the docstring of "
         "`BaseModel.copy` for details about how to handle `include` and `exclude`."
@@ -567,11 +571,13 @@ def _v1_copy(
 
 
 def _v1_parse_obj(cls: type[Any], /, obj: Any) -> Any:
+    """Deprecated pydantic v1 name of ``model_validate``."""
     _deprecated("The `parse_obj` method is deprecated; use `model_validate` instead.")
     return cls.model_validate(obj)
 
 
 def _v1_parse_raw(cls: type[Any], /, b: str | bytes, **kw: Any) -> Any:
+    """Deprecated pydantic v1 name of ``model_validate_json``."""
     _deprecated(
         "The `parse_raw` method is deprecated; if your data is JSON use "
         "`model_validate_json`, otherwise load the data then use `model_validate` instead."
@@ -582,6 +588,7 @@ def _v1_parse_raw(cls: type[Any], /, b: str | bytes, **kw: Any) -> Any:
 def _v1_schema(
     cls: type[Any], /, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
 ) -> dict[str, Any]:
+    """Deprecated pydantic v1 name of ``model_json_schema``."""
     _deprecated("The `schema` method is deprecated; use `model_json_schema` instead.")
     return model_json_schema(cls, by_alias=by_alias, ref_template=ref_template)
 
@@ -594,6 +601,7 @@ def _v1_schema_json(
     ref_template: str = "#/$defs/{model}",
     **dumps_kwargs: Any,
 ) -> str:
+    """Deprecated pydantic v1 name of ``json.dumps(model_json_schema())``."""
     _deprecated(
         "The `schema_json` method is deprecated; use `model_json_schema` and json.dumps instead."
     )
@@ -602,11 +610,13 @@ def _v1_schema_json(
 
 
 def _v1_construct(cls: type[Any], /, _fields_set: set[str] | None = None, **values: Any) -> Any:
+    """Deprecated pydantic v1 name of ``model_construct``."""
     _deprecated("The `construct` method is deprecated; use `model_construct` instead.")
     return model_construct(cls, _fields_set=_fields_set, **values)
 
 
 def _v1_validate(cls: type[Any], /, value: Any) -> Any:
+    """Deprecated pydantic v1 name of ``model_validate``."""
     _deprecated("The `validate` method is deprecated; use `model_validate` instead.")
     return cls.model_validate(value)
 
@@ -615,6 +625,7 @@ def _v1_validate(cls: type[Any], /, value: Any) -> Any:
 
 
 def _str(self: Any) -> str:
+    """``name=value`` pairs separated by spaces, as pydantic's ``str()``."""
     return " ".join(f"{name}={value!r}" for name, value in _iter(self))
 
 
@@ -648,8 +659,26 @@ def install() -> None:
     for cls in CLASSES:
         cls.__doc__ = _doc(cls)
         for name, value in common.items():
-            setattr(cls, name, value)
+            setattr(cls, name, _named(value, cls, name))
         _mark_as_record(cls)
+
+
+def _named(value: Any, cls: type[Any], name: str) -> Any:
+    """A copy of a function (or classmethod) named as the method it becomes, so ``help()``
+    and tracebacks show ``RunEvent.model_construct``, not the helper's name."""
+    import types
+
+    wrap = isinstance(value, classmethod)
+    f = value.__func__ if wrap else value
+    if not isinstance(f, types.FunctionType):
+        return value
+    g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__doc__ = f.__doc__
+    g.__annotations__ = dict(f.__annotations__)
+    g.__qualname__ = f"{cls.__name__}.{name}"
+    g.__module__ = cls.__module__
+    return classmethod(g) if wrap else g
 
 
 def _mark_as_record(cls: type[Any]) -> None:
