@@ -636,6 +636,7 @@ def install() -> None:
     """Adds the Python-level API to the six native classes (once, at import)."""
     common: dict[str, Any] = {
         "__signature__": _ClassAttr(_signature),
+        "__dataclass_fields__": _ClassAttr(_dataclass_fields),
         "__iter__": _iter,
         "__str__": _str,
         "model_fields": _ClassAttr(model_fields),
@@ -660,7 +661,6 @@ def install() -> None:
         cls.__doc__ = _doc(cls)
         for name, value in common.items():
             setattr(cls, name, _named(value, cls, name))
-        _mark_as_record(cls)
 
 
 def _named(value: Any, cls: type[Any], name: str) -> Any:
@@ -681,24 +681,30 @@ def _named(value: Any, cls: type[Any], name: str) -> Any:
     return classmethod(g) if wrap else g
 
 
-def _mark_as_record(cls: type[Any]) -> None:
-    """Describes the fields the way ``dataclasses`` does (``__dataclass_fields__``).
+_RECORD_FIELDS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _dataclass_fields(cls: type[Any]) -> dict[str, Any]:
+    """The fields described the way ``dataclasses`` does (``__dataclass_fields__``).
 
     FastAPI reads a parameter as the request body only when its type is a pydantic model, a
     mapping, a sequence or a dataclass; this makes ``def create(event: RunEvent)`` take the
     event from the body, as with the reference model. ``dataclasses.fields()`` /
     ``asdict()`` and pydantic's serialization of unknown objects work on our models too.
+    Built on first use (``dataclasses`` is then already imported by the caller).
     """
-    import dataclasses
+    fields = _RECORD_FIELDS.get(cls)
+    if fields is None:
+        import dataclasses
 
-    marker = getattr(dataclasses, "_FIELD", None)
-    if marker is None:  # pragma: no cover - a Python without the (private) marker
-        return
-    fields: dict[str, Any] = {}
-    for name, ann, _, _ in FIELDS[cls]:
-        f = dataclasses.field()
-        f.name = name
-        f.type = ann
-        f._field_type = marker
-        fields[name] = f
-    cls.__dataclass_fields__ = fields
+        marker = getattr(dataclasses, "_FIELD", None)
+        fields = {}
+        for name, ann, _, _ in FIELDS[cls]:
+            f = dataclasses.field()
+            f.name = name
+            f.type = ann
+            if marker is not None:
+                f._field_type = marker
+            fields[name] = f
+        _RECORD_FIELDS[cls] = fields
+    return fields
