@@ -196,19 +196,25 @@ def _signature(cls: type[Any]) -> inspect.Signature:
 # ------------------------------------------------------------------------------ helpers
 
 
+_MIRROR_MODULE: Any = None
+
+
 def _mirror() -> Any:
     """``flightdeck_rs._pydantic`` (imports pydantic), or an ImportError that says why."""
-    try:
-        from flightdeck_rs import _pydantic
-    except ImportError as exc:  # pragma: no cover - exercised without pydantic
-        raise ImportError(
-            "this feature of the event models needs pydantic (pip install pydantic)"
-        ) from exc
-    return _pydantic
+    global _MIRROR_MODULE
+    if _MIRROR_MODULE is None:
+        try:
+            from flightdeck_rs import _pydantic
+        except ImportError as exc:  # pragma: no cover - exercised without pydantic
+            raise ImportError(
+                "this feature of the event models needs pydantic (pip install pydantic)"
+            ) from exc
+        _MIRROR_MODULE = _pydantic
+    return _MIRROR_MODULE
 
 
 def _has_pydantic() -> bool:
-    return pydantic_core_or_none() is not None
+    return _MIRROR_MODULE is not None or pydantic_core_or_none() is not None
 
 
 def reduce(obj: Any) -> tuple[Any, ...]:

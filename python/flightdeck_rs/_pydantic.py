@@ -78,24 +78,58 @@ MIRROR: dict[type[Any], type[BaseModel]] = {
 OURS: dict[type[BaseModel], type[Any]] = {v: k for k, v in MIRROR.items()}
 
 
-def to_mirror(obj: Any) -> BaseModel:
+#: Per class of ours: the fields that hold nested models (or lists of them).
+_NESTED: dict[type[Any], tuple[str, ...]] = {
+    _native.RunEvent: ("request", "metrics", "usage"),
+    _native.RunEventUsage: ("model", "tools"),
+}
+
+
+def _construct(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> BaseModel:
+    # What ``model_construct`` does, without re-checking defaults: the values are complete
+    # and valid (they come from one of our validated records).
+    m = cls.__new__(cls)
+    object.__setattr__(m, "__dict__", values)
+    object.__setattr__(m, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
+
+
+def to_mirror(obj: Any, data: dict[str, Any] | None = None) -> BaseModel:
     """Our instance as its pydantic mirror, with the same values and ``model_fields_set``."""
-    cls = MIRROR[type(obj)]
-    values: dict[str, Any] = {}
-    for name in cls.model_fields:
-        v = getattr(obj, name)
-        if type(v) in MIRROR:
-            v = to_mirror(v)
+    if data is None:
+        data = obj.model_dump()
+    for name in _NESTED.get(type(obj), ()):
+        value = data[name]
+        if value is None:
+            continue
+        sub = getattr(obj, name)
+        if type(value) is list:
+            data[name] = [to_mirror(s, d) for s, d in zip(sub, value, strict=True)]
+        else:
+            data[name] = to_mirror(sub, value)
+    return _construct(MIRROR[type(obj)], data, obj.model_fields_set)
+
+
+def _set_values(m: BaseModel) -> dict[str, Any]:
+    """The fields a mirror instance had set, nested models as dicts of theirs."""
+    values = m.__dict__
+    out: dict[str, Any] = {}
+    for name in m.__pydantic_fields_set__:
+        v = values[name]
+        if isinstance(v, BaseModel):
+            v = _set_values(v)
         elif type(v) is list:
-            v = [to_mirror(x) if type(x) in MIRROR else x for x in v]
-        values[name] = v
-    return cls.model_construct(_fields_set=set(obj.model_fields_set), **values)
+            v = [_set_values(x) if isinstance(x, BaseModel) else x for x in v]
+        out[name] = v
+    return out
 
 
 def from_mirror(cls: type[Any], m: BaseModel) -> Any:
     """A validated mirror instance as ours: only the set fields are passed, so ours records
     the same ``model_fields_set`` at every level and fills in the same defaults."""
-    return cls.model_validate(m.model_dump(exclude_unset=True))
+    return cls.model_validate(_set_values(m))
 
 
 def core_schema_for(cls: type[Any], handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -125,6 +159,13 @@ def _serialize(value: Any, info: core_schema.SerializationInfo) -> Any:
     """Dumps one of ours inside an enclosing pydantic serialization, with its options."""
     if type(value) not in MIRROR:
         return value
+    if (
+        info.include is None
+        and info.exclude is None
+        and not (info.exclude_unset or info.exclude_defaults or info.exclude_none)
+        and info.mode in ("python", "json")
+    ):
+        return value.model_dump(mode=info.mode)  # the native dump: the same values
     return to_mirror(value).model_dump(
         mode=info.mode,
         include=info.include,  # type: ignore[arg-type]
