@@ -172,10 +172,35 @@ def test_dump_options_inside_views_and_after_changes() -> None:
 
 def test_unknown_dump_option_is_a_type_error() -> None:
     ours, ref = _both("RunEvent")
-    with pytest.raises(TypeError):
-        ref.model_dump(bogus=True)
-    with pytest.raises(TypeError):
-        ours.model_dump(bogus=True)
+    for bogus in (True, False, None):
+        with pytest.raises(TypeError):
+            ref.model_dump(bogus=bogus)
+        with pytest.raises(TypeError):
+            ours.model_dump(bogus=bogus)
+        with pytest.raises(TypeError):
+            ours.model_dump_json(bogus=bogus)
+        with pytest.raises(TypeError):
+            ref.model_dump_json(bogus=bogus)
+
+
+def test_options_at_their_defaults() -> None:
+    ours, ref = _both("RunEvent")
+    defaults: dict[str, Any] = {
+        "include": None,
+        "exclude": None,
+        "by_alias": None,
+        "exclude_unset": False,
+        "exclude_defaults": False,
+        "exclude_none": False,
+        "round_trip": False,
+        "warnings": True,
+    }
+    assert _canon(ours.model_dump(**defaults)) == _canon(ref.model_dump(**defaults))
+    assert ours.model_dump_json(indent=None, **defaults) == ref.model_dump_json(
+        indent=None, **defaults
+    )
+    assert ours.model_dump_json(indent=0) == ref.model_dump_json(indent=0)
+    assert OURS.RunEvent.model_validate(EVENT, strict=False, from_attributes=False) == ours
 
 
 # ------------------------------------------------------------------ 2. introspection

@@ -115,9 +115,47 @@ fn model_api<'py>(
         .call(args, kwargs)
 }
 
-/// Whether any keyword option is given (not `None`): those calls leave the fast path.
+/// pydantic's keyword options of `model_dump*` / `model_validate*`.
+const KNOWN_OPTIONS: [&str; 20] = [
+    "include",
+    "exclude",
+    "context",
+    "by_alias",
+    "exclude_unset",
+    "exclude_defaults",
+    "exclude_none",
+    "exclude_computed_fields",
+    "round_trip",
+    "warnings",
+    "fallback",
+    "serialize_as_any",
+    "polymorphic_serialization",
+    "indent",
+    "ensure_ascii",
+    "strict",
+    "extra",
+    "from_attributes",
+    "by_name",
+    "mode",
+];
+
+/// Whether any keyword option is given with an effect: an unknown name, or a known one not
+/// at pydantic's default (`None`, `False`, `warnings=True`). Those calls leave the fast path.
 fn has_options(opts: Option<&Bound<'_, PyDict>>) -> bool {
-    opts.is_some_and(|d| d.iter().any(|(_, v)| !v.is_none()))
+    opts.is_some_and(|d| {
+        d.iter().any(|(k, v)| {
+            let Ok(k) = k.extract::<&str>() else {
+                return true;
+            };
+            if !KNOWN_OPTIONS.contains(&k) {
+                return true;
+            }
+            let default = v.is_none()
+                || v.cast::<pyo3::types::PyBool>()
+                    .is_ok_and(|b| !b.is_true() || k == "warnings");
+            !default
+        })
+    })
 }
 
 /// The names in `set`, as a Python `set`.
