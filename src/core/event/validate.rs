@@ -661,27 +661,19 @@ fn model_type_err<S: Source>(ctx: &mut Ctx<S::Input>, field: Option<Loc>, v: &S,
 }
 
 /// Collects the entries of a mapping that match `names`, in the order of `names`.
-fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> [Option<S>; N] {
+/// Also returns which of them are present (the record's [`FieldsSet`]).
+fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> ([Option<S>; N], FieldsSet) {
     let mut out: [Option<S>; N] = std::array::from_fn(|_| None);
+    let mut set = FieldsSet::default();
     v.for_each_entry(&mut |k, val| {
         if let Key::Str(k) = k {
             if let Some(i) = names.iter().position(|n| *n == k) {
                 out[i] = Some(val);
+                set.add(i);
             }
         }
     });
-    out
-}
-
-/// The fields present in a [`pick`] result.
-fn given<S, const N: usize>(picked: &[Option<S>; N]) -> FieldsSet {
-    let mut set = FieldsSet::default();
-    for (i, p) in picked.iter().enumerate() {
-        if p.is_some() {
-            set.add(i);
-        }
-    }
-    set
+    (out, set)
 }
 
 /// Index of `name` in `names` (a field of the record).
@@ -691,9 +683,9 @@ fn index_of(names: &[&str], name: &str) -> Option<usize> {
 
 /// Validates a `RunEventRequest` mapping.
 pub fn request_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Request> {
-    let picked = pick(v, REQUEST_FIELDS);
+    let (picked, set) = pick(v, REQUEST_FIELDS);
     let mut r = Request {
-        set: given(&picked),
+        set,
         ..Request::default()
     };
     let [session_id, trace_id, span_id] = picked;
@@ -712,9 +704,9 @@ pub fn request_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Req
 
 /// Validates a `RunEventMetrics` mapping.
 pub fn metrics_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Metrics> {
-    let picked = pick(v, METRICS_FIELDS);
+    let (picked, set) = pick(v, METRICS_FIELDS);
     let mut m = Metrics {
-        set: given(&picked),
+        set,
         ..Metrics::default()
     };
     let [latency_ms, success, error_type] = picked;
@@ -733,9 +725,9 @@ pub fn metrics_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Met
 
 /// Validates a `RunEventModelUsage` mapping.
 pub fn model_usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelUsage> {
-    let picked = pick(v, MODEL_USAGE_FIELDS);
+    let (picked, set) = pick(v, MODEL_USAGE_FIELDS);
     let mut m = ModelUsage {
-        set: given(&picked),
+        set,
         ..ModelUsage::default()
     };
     let [provider, model, input_tokens, output_tokens, cached] = picked;
@@ -764,9 +756,9 @@ pub fn model_usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option
 
 /// Validates a `RunEventToolUsage` mapping.
 pub fn tool_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ToolUsage> {
-    let picked = pick(v, TOOL_FIELDS);
+    let (picked, set) = pick(v, TOOL_FIELDS);
     let mut t = ToolUsage {
-        set: given(&picked),
+        set,
         ..ToolUsage::default()
     };
     let [tool_name, invocations, cost_units] = picked;
@@ -826,9 +818,9 @@ fn tools_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<ToolUsag
 
 /// Validates a `RunEventUsage` mapping.
 pub fn usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Usage> {
-    let picked = pick(v, USAGE_FIELDS);
+    let (picked, set) = pick(v, USAGE_FIELDS);
     let mut u = Usage {
-        set: given(&picked),
+        set,
         ..Usage::default()
     };
     let [model, tools] = picked;
@@ -942,8 +934,7 @@ pub const EVENT_FIELDS: [&str; 14] = [
 
 /// Validates a whole `RunEvent` mapping; on failure every problem is in `ctx.errors`.
 pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
-    let picked = pick(v, EVENT_FIELDS);
-    let set = given(&picked);
+    let (picked, set) = pick(v, EVENT_FIELDS);
     let [api_version, kind, ts, workspace_id, agent_id, release_id, run_id, tenant_id, task_id, environment, request, metrics, usage, labels] =
         picked;
     let n = ctx.errors.len();
