@@ -44,7 +44,7 @@ MODEL_NAMES = (
     "RunEventToolUsage",
     "RunEventUsage",
 )
-ERROR_KEYS = {"type", "loc", "msg", "input"}  # plus the optional "ctx"
+ERROR_KEYS = {"type", "loc", "msg", "input"}  # plus the optional "ctx" (and pydantic's "url")
 
 T0 = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")
@@ -591,7 +591,7 @@ DOCUMENTED_DIFFERENCES: dict[str, str] = {
         "as text in loc, with one error per bad key (no extra error for its value)."
     ),
     "D3_json_nonfinite": "JSON text with NaN/Infinity is invalid JSON (json_invalid at loc ()).",
-    "D4_submodel_api": "Sub-models other than RunEvent have no model_validate_json / model_copy.",
+    "D4_submodel_api": "(resolved: every model has model_validate_json and model_copy)",
     "D5_tzinfo": (
         "Timestamps come back with a fixed-offset datetime.timezone (ZoneInfo and pydantic's "
         "TzInfo are not kept), so the datetime's repr can differ; values, offsets and dumps "
@@ -601,12 +601,12 @@ DOCUMENTED_DIFFERENCES: dict[str, str] = {
         "Nested objects read from an event are views: ev.usage is ev.usage is False; changes "
         "through nested attributes are visible; in-place changes to ev.labels / ev.usage.tools "
         "are not (assign a new dict/list); a passed sub-model instance is copied, not stored; "
-        "shallow copies do not share sub-models; RunEvent.model_validate(ev) returns a new "
-        "equal object."
+        "shallow copies do not share sub-models."
     ),
     "D7_messages": (
-        "Error messages omit pydantic's 'For further information visit ...' lines; some "
-        "datetime/JSON error texts differ in wording while type and loc match."
+        "A few timestamp error texts (hour 25, NaN/inf Unix times) differ in wording while "
+        "type and loc match; without pydantic installed, messages omit pydantic's 'For "
+        "further information visit ...' lines."
     ),
 }
 
@@ -667,22 +667,15 @@ def _documented_input_difference(case: Case) -> Documented | None:
 # D7: rejected inputs whose error texts differ in wording (type and loc match).
 D7_TIMESTAMP_VALUES: tuple[Any, ...] = ("2026-05-01T25:00:00Z", float("nan"), float("inf"))
 # pydantic's JSON-mode wording for these types (ours uses the Python-mode wording).
-D7_JSON_WORDING = {
-    "model_type": "Input should be an object",
-    "dict_type": "Input should be an object",
-    "list_type": "Input should be a valid array",
-}
-
-
 def _documented_message_difference(case: Case, ref_exc: pydantic.ValidationError) -> bool:
+    # JSON input is worded as pydantic words it ("Input should be an object"), so only these
+    # timestamp texts remain.
     if case.loc == ("timestamp",):
         value = case.value
         return any(
             value == v or (_is_nonfinite(value) and _is_nonfinite(v)) for v in D7_TIMESTAMP_VALUES
         )
-    return case.via == "json" and all(
-        e["msg"] == D7_JSON_WORDING.get(e["type"]) for e in ref_exc.errors()
-    )
+    return False
 
 
 def _assert_documented(
@@ -701,7 +694,7 @@ def _assert_documented(
     assert _loc_types(our_exc) == doc.ours, f"{doc.key}: {our_exc.errors()}"
     assert our_exc.error_count() == len(doc.ours)  # one error per bad key / value
     for err in our_exc.errors():
-        assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx"}, err
+        assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx", "url"}, err
 
 
 def test_documented_differences_are_exercised() -> None:
@@ -745,7 +738,7 @@ def test_input_parity(case: Case) -> None:
         assert isinstance(our_exc, ValueError), repr(our_exc)
         assert isinstance(our_exc, OURS.ValidationError), repr(our_exc)
         for err in our_exc.errors():
-            assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx"}, err
+            assert ERROR_KEYS <= err.keys() <= ERROR_KEYS | {"ctx", "url"}, err
             assert isinstance(err["loc"], tuple), err
             assert "ctx" not in err or isinstance(err["ctx"], dict), err
         assert _loc_types(our_exc) == _loc_types(ref_exc), (
@@ -778,25 +771,26 @@ def test_error_details_parity(case: Case) -> None:
         ref_tl = [(tuple(e["loc"]), e["type"], _canon(e["input"])) for e in ref_exc.errors()]
         assert ours_tl == ref_tl
         return
-    ours = [_canon(e) for e in our_exc.errors()]
+    # With pydantic installed, invalid data raises pydantic's own ValidationError: the same
+    # errors() (url included) and the same str().
+    assert isinstance(our_exc, pydantic.ValidationError), repr(our_exc)
+    assert [_canon(e) for e in our_exc.errors()] == [_canon(e) for e in ref_exc.errors()]
+    ours = [_canon(e) for e in _ref_errors(our_exc)]
     ref = [_canon(e) for e in _ref_errors(ref_exc)]
     assert ours == ref, f"\nours: {our_exc.errors()}\nref:  {_ref_errors(ref_exc)}"
-    # Compared without pydantic's "For further information visit <url>" lines, so that this one
-    # (undocumented) difference is reported once, by test_error_message_verbatim, not per case.
-    assert str(our_exc) == _strip_urls(str(ref_exc))
+    assert str(our_exc) == str(ref_exc)
 
 
 def test_error_message_verbatim() -> None:
-    """str(error) is pydantic's text minus its "For further information" lines (D7_messages)."""
+    """With pydantic installed, str(error) is pydantic's text, "For further information"
+    lines included."""
     kwargs = {**BASE_EVENT, "metrics": {"latency_ms": -1}}
     with pytest.raises(pydantic.ValidationError) as ref_info:
         REF.RunEvent(**kwargs)
-    with pytest.raises(OURS.ValidationError) as our_info:
+    with pytest.raises(pydantic.ValidationError) as our_info:
         OURS.RunEvent(**kwargs)
-    assert "D7_messages" in DOCUMENTED_DIFFERENCES
-    assert "For further information visit" in str(ref_info.value)
-    assert "For further information visit" not in str(our_info.value)
-    assert str(our_info.value) == _strip_urls(str(ref_info.value))
+    assert "For further information visit" in str(our_info.value)
+    assert str(our_info.value) == str(ref_info.value)
 
 
 def test_table_size() -> None:
@@ -1134,13 +1128,12 @@ def test_model_validate_dict_and_dump_round_trip(name: str) -> None:
 def test_model_validate_instance() -> None:
     ours, ref = _both(BASE_EVENT)
     assert OURS.RunEvent.model_validate(ours) == ours
-    # pydantic returns the very same object for an instance of the class; D6_views: we return
-    # a new, equal object.
+    # pydantic returns the very same object for an instance of the class, and so do we.
     assert REF.RunEvent.model_validate(ref) is ref
-    again = OURS.RunEvent.model_validate(ours)
-    assert again is not ours
-    assert again == ours
-    assert again.model_dump_json() == ours.model_dump_json()
+    assert OURS.RunEvent.model_validate(ours) is ours
+    for name in ("usage", "metrics"):
+        nested = getattr(ours, name)
+        assert type(nested).model_validate(nested) is nested
 
 
 @pytest.mark.parametrize("name", ALL_SPECS)
@@ -1202,7 +1195,7 @@ def test_model_copy_update(name: str, update: Callable[[Any], dict[str, Any]], d
 
 
 # D4_submodel_api: methods that only RunEvent has among our models.
-D4_RUN_EVENT_ONLY = ["model_validate_json", "model_copy"]
+D4_RUN_EVENT_ONLY: list[str] = []  # the nested models now have the whole API too
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -1362,7 +1355,7 @@ def test_invalid_assignment_is_rejected(
     assert any(attr in e["loc"] for e in err.errors()), err.errors()
     assert err_type in {e["type"] for e in err.errors()}
     for item in err.errors():
-        assert ERROR_KEYS <= item.keys() <= ERROR_KEYS | {"ctx"}
+        assert ERROR_KEYS <= item.keys() <= ERROR_KEYS | {"ctx", "url"}
     assert ev.model_dump() == before
     assert ev.model_dump_json() == before_json
 

@@ -80,6 +80,16 @@ def models_usage() -> None:
     assert_type(RunEventMetrics(success=True).success, bool)
     assert_type(RunEventToolUsage.model_validate({"tool_name": "s"}).cost_units, float)
     assert_type(models.RunEvent, type[RunEvent])
+    # the pydantic-model API
+    assert_type(event.model_fields_set, set[str])
+    assert_type(RunEvent.model_fields, dict[str, Any])
+    assert_type(event.model_dump(exclude_none=True, include={"usage"}), dict[str, Any])
+    assert_type(event.model_dump_json(indent=2, exclude_unset=True), str)
+    assert_type(RunEvent.model_validate(event, strict=True, from_attributes=True), RunEvent)
+    assert_type(RunEvent.model_construct(run_id="x"), RunEvent)
+    assert_type(RunEvent.model_json_schema(), dict[str, Any])
+    assert_type(RunEventUsage.model_validate_json("{}"), RunEventUsage)
+    assert_type(dict(event), dict[str, Any])
     try:
         RunEvent.model_validate({})
     except ValidationError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 
-from flightdeck_rs._errors import ValidationError
 from flightdeck_rs._native import __version__
 
 # The other public names are imported on first access (module ``__getattr__``), so that
@@ -22,6 +21,9 @@ if TYPE_CHECKING:
     from flightdeck_rs.models import RunEvent
     from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
     from flightdeck_rs.tracking import Run, current_run
+
+if TYPE_CHECKING:
+    from flightdeck_rs._errors import ValidationError
 
 __all__ = [
     "AsyncFlightdeckClient",
@@ -50,6 +52,12 @@ _LAZY = {
 if not TYPE_CHECKING:  # hidden from type checkers, which see the imports above
 
     def __getattr__(name: str) -> object:
+        if name == "ValidationError":
+            # pydantic's when pydantic is installed (what invalid data raises), else ours;
+            # see flightdeck_rs.models.
+            from flightdeck_rs._errors import public_validation_error
+
+            return public_validation_error()
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,10 @@
 """Type stubs for the Rust extension module ``flightdeck_rs._native``."""
 
-from collections.abc import Callable
+import builtins
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Literal, Self, final, overload
+from typing import Any, ClassVar, Literal, Self, final, overload
 
 __all__ = [
     "__version__",
@@ -41,26 +43,268 @@ class RunEventRequest:
     session_id: str | None
     trace_id: str | None
     span_id: str | None
-    def __new__(cls, **data: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+    ) -> Self: ...
     def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: dict[int, Any], /) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
     @classmethod
-    def model_validate(cls, obj: Any) -> RunEventRequest: ...
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]: ...
-    def model_dump_json(self) -> str: ...
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
+    def model_copy(
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+
 
 @final
 class RunEventMetrics:
     latency_ms: int | None
     success: bool
     error_type: str | None
-    def __new__(cls, **data: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        latency_ms: int | None = None,
+        success: bool = True,
+        error_type: str | None = None,
+    ) -> Self: ...
     def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: dict[int, Any], /) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
     @classmethod
-    def model_validate(cls, obj: Any) -> RunEventMetrics: ...
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]: ...
-    def model_dump_json(self) -> str: ...
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
+    def model_copy(
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+
 
 @final
 class RunEventModelUsage:
@@ -69,38 +313,402 @@ class RunEventModelUsage:
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int
-    def __new__(cls, **data: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        provider: str,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+    ) -> Self: ...
     def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: dict[int, Any], /) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
     @classmethod
-    def model_validate(cls, obj: Any) -> RunEventModelUsage: ...
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]: ...
-    def model_dump_json(self) -> str: ...
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
+    def model_copy(
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+
 
 @final
 class RunEventToolUsage:
     tool_name: str
     invocations: int
     cost_units: float
-    def __new__(cls, **data: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        tool_name: str,
+        invocations: int = 0,
+        cost_units: float = 0.0,
+    ) -> Self: ...
     def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: dict[int, Any], /) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
     @classmethod
-    def model_validate(cls, obj: Any) -> RunEventToolUsage: ...
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]: ...
-    def model_dump_json(self) -> str: ...
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
+    def model_copy(
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+
 
 @final
 class RunEventUsage:
     model: RunEventModelUsage
     tools: list[RunEventToolUsage]
-    def __new__(cls, **data: Any) -> Self: ...
+    def __new__(
+        cls,
+        *,
+        model: RunEventModelUsage | Mapping[str, Any],
+        tools: Iterable[Any] = ...,
+    ) -> Self: ...
     def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: dict[int, Any], /) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
     @classmethod
-    def model_validate(cls, obj: Any) -> RunEventUsage: ...
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]: ...
-    def model_dump_json(self) -> str: ...
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
+    def model_copy(
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+
 
 @final
 class RunEvent:
@@ -117,20 +725,147 @@ class RunEvent:
     request: RunEventRequest | None
     metrics: RunEventMetrics
     usage: RunEventUsage
-    labels: dict[str, str]
-    def __new__(cls, **data: Any) -> Self: ...
+    labels: builtins.dict[str, str]
+    def __new__(
+        cls,
+        *,
+        api_version: Literal["v1"] = "v1",
+        type: Literal["run_start", "run_end"] = "run_end",
+        timestamp: datetime | str | int | float,
+        workspace_id: str = "ws_local",
+        agent_id: str,
+        release_id: str,
+        run_id: str,
+        tenant_id: str,
+        task_id: str,
+        environment: str,
+        request: RunEventRequest | Mapping[str, Any] | None = None,
+        metrics: RunEventMetrics | Mapping[str, Any] = ...,
+        usage: RunEventUsage | Mapping[str, Any],
+        labels: Mapping[str, str] = ...,
+    ) -> Self: ...
     def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: dict[int, Any], /) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
     @classmethod
-    def model_validate(cls, obj: Any) -> RunEvent: ...
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
     @classmethod
-    def model_validate_json(cls, json_data: str | bytes | bytearray) -> RunEvent: ...
-    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]: ...
-    def model_dump_json(self) -> str: ...
-    def wire_json(self) -> bytes: ...
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
     def model_copy(
-        self, *, update: dict[str, Any] | None = None, deep: bool = False
-    ) -> RunEvent: ...
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+    def wire_json(self) -> bytes: ...
+
 
 @final
 class NativeRequest:

@@ -24,7 +24,7 @@ use super::models::{PyMetrics, PyModelUsage, PyRequest, PyRunEvent, PyToolUsage,
 
 static DATETIME_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATE_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-static VALIDATION_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static VALIDATION_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// A Python value as seen by the core validator.
 pub struct PySrc<'py>(pub Bound<'py, PyAny>);
@@ -366,15 +366,17 @@ fn ctx_value(py: Python<'_>, v: &CtxValue) -> PyResult<Py<PyAny>> {
     }
 }
 
-/// Turns line errors into `flightdeck_rs.models.ValidationError` (a `ValueError` subclass).
+/// Turns line errors into the `ValidationError` that `flightdeck_rs._errors.validation_error`
+/// builds: pydantic's own when pydantic is installed, else ours (a `ValueError` subclass).
 pub fn validation_error<I>(
     py: Python<'_>,
     title: &str,
     errors: &[LineError<I>],
     input_to_py: impl Fn(Python<'_>, &I) -> PyResult<Py<PyAny>>,
+    input_type: &str,
 ) -> PyErr {
     let build = || -> PyResult<PyErr> {
-        let cls = VALIDATION_ERROR.import(py, "flightdeck_rs._errors", "ValidationError")?;
+        let cls = VALIDATION_ERROR.import(py, "flightdeck_rs._errors", "validation_error")?;
         let items = PyList::empty(py);
         for e in errors {
             let d = PyDict::new(py);
@@ -398,7 +400,7 @@ pub fn validation_error<I>(
             }
             items.append(d)?;
         }
-        let exc = cls.call1((render_errors(title, errors), title, items))?;
+        let exc = cls.call1((render_errors(title, errors), title, items, input_type))?;
         Ok(PyErr::from_value(exc))
     };
     build().unwrap_or_else(|e| e)

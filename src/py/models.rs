@@ -9,13 +9,16 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyAttributeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 use pyo3::IntoPyObjectExt;
 
 use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
 use crate::core::event::validate::{self, Ctx, LineError};
-use crate::core::event::{Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage};
+use crate::core::event::{
+    FieldsSet, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage, METRICS_FIELDS,
+    MODEL_USAGE_FIELDS, REQUEST_FIELDS, TOOL_FIELDS, USAGE_FIELDS,
+};
 use crate::core::json;
 
 use super::convert::{self, PySrc};
@@ -26,11 +29,11 @@ fn py_input(py: Python<'_>, i: &Py<PyAny>) -> PyResult<Py<PyAny>> {
 
 /// Raises `ValidationError` for Python-object input errors.
 pub fn raise_py(py: Python<'_>, title: &str, errors: &[LineError<Py<PyAny>>]) -> PyErr {
-    convert::validation_error(py, title, errors, py_input)
+    convert::validation_error(py, title, errors, py_input, "python")
 }
 
 fn raise_json(py: Python<'_>, title: &str, errors: &[LineError<serde_json::Value>]) -> PyErr {
-    convert::validation_error(py, title, errors, convert::json_to_py)
+    convert::validation_error(py, title, errors, convert::json_to_py, "json")
 }
 
 /// Raises `ValidationError` for JSON-input errors of a `RunEvent`.
@@ -97,6 +100,113 @@ pub fn json_invalid(data: &Bound<'_, PyAny>, e: &serde_json::Error) -> PyErr {
         )),
     };
     raise_py(data.py(), "RunEvent", &[err])
+}
+
+/// Calls `flightdeck_rs._model_api.<name>(*args, **kwargs)`: the pydantic-model API beyond
+/// the fast paths (serialization options, strict / attribute validation) lives in Python.
+fn model_api<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: impl pyo3::call::PyCallArgs<'py>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("flightdeck_rs._model_api")?
+        .getattr(name)?
+        .call(args, kwargs)
+}
+
+/// pydantic's keyword options of `model_dump*` / `model_validate*`.
+const KNOWN_OPTIONS: [&str; 20] = [
+    "include",
+    "exclude",
+    "context",
+    "by_alias",
+    "exclude_unset",
+    "exclude_defaults",
+    "exclude_none",
+    "exclude_computed_fields",
+    "round_trip",
+    "warnings",
+    "fallback",
+    "serialize_as_any",
+    "polymorphic_serialization",
+    "indent",
+    "ensure_ascii",
+    "strict",
+    "extra",
+    "from_attributes",
+    "by_name",
+    "mode",
+];
+
+/// Whether any keyword option is given with an effect: an unknown name, or a known one not
+/// at pydantic's default (`None`, `False`, `warnings=True`). Those calls leave the fast path.
+fn has_options(opts: Option<&Bound<'_, PyDict>>) -> bool {
+    opts.is_some_and(|d| {
+        d.iter().any(|(k, v)| {
+            let Ok(k) = k.extract::<&str>() else {
+                return true;
+            };
+            if !KNOWN_OPTIONS.contains(&k) {
+                return true;
+            }
+            let default = v.is_none()
+                || v.cast::<pyo3::types::PyBool>()
+                    .is_ok_and(|b| !b.is_true() || k == "warnings");
+            !default
+        })
+    })
+}
+
+/// The names in `set`, as a Python `set`.
+fn fields_set_of<'py>(
+    py: Python<'py>,
+    names: &[&str],
+    set: FieldsSet,
+) -> PyResult<Bound<'py, pyo3::types::PySet>> {
+    let out = pyo3::types::PySet::empty(py)?;
+    for (i, n) in names.iter().enumerate() {
+        if set.contains(i) {
+            out.add(*n)?;
+        }
+    }
+    Ok(out)
+}
+
+/// A [`FieldsSet`] from field names (unknown names are ignored, as pydantic keeps them
+/// without effect on dumps).
+fn fields_set_from(names: &[&str], given: &Bound<'_, PyAny>) -> PyResult<FieldsSet> {
+    let mut set = FieldsSet::default();
+    for n in given.try_iter()? {
+        let n = n?;
+        if let Ok(s) = n.extract::<String>() {
+            if let Some(i) = names.iter().position(|f| *f == s) {
+                set.add(i);
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// pydantic's `model_type` error for a value that is neither a mapping nor an instance.
+fn model_type_error(obj: &Bound<'_, PyAny>, class: &str) -> PyErr {
+    let err = LineError {
+        loc: Vec::new(),
+        kind: "model_type",
+        msg: format!("Input should be a valid dictionary or instance of {class}"),
+        input: obj.clone().unbind(),
+        input_repr: obj.repr().map(|r| r.to_string()).unwrap_or_default(),
+        input_type: obj
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        ctx: Some((
+            "class_name",
+            crate::core::event::validate::CtxValue::Str(class.to_string()),
+        )),
+    };
+    raise_py(obj.py(), class, &[err])
 }
 
 fn dump_mode(mode: &str) -> PyResult<bool> {
@@ -272,11 +382,19 @@ impl PyRunEvent {
 
     /// Validates a dict (or an existing event) into a `RunEvent`.
     #[classmethod]
-    fn model_validate(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        obj: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
+    #[pyo3(signature = (obj, **opts))]
+    fn model_validate<'py>(
+        cls: &Bound<'py, PyType>,
+        py: Python<'py>,
+        obj: &Bound<'py, PyAny>,
+        opts: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if has_options(opts) {
+            return model_api(py, "model_validate", (cls, obj), opts);
+        }
+        if let Ok(o) = obj.cast::<PyRunEvent>() {
+            return Ok(o.clone().into_any());
+        }
         let e = if obj.cast::<PyDict>().is_err()
             && obj.cast::<PyRunEvent>().is_err()
             && obj.hasattr("model_dump")?
@@ -285,34 +403,71 @@ impl PyRunEvent {
         } else {
             validate_event(py, obj)?
         };
-        Ok(Self { inner: Arc::new(e) })
+        Ok(Bound::new(py, Self { inner: Arc::new(e) })?.into_any())
     }
 
     /// Validates JSON text (str or bytes) into a `RunEvent`.
     #[classmethod]
-    fn model_validate_json(
-        _cls: &Bound<'_, PyType>,
-        py: Python<'_>,
-        json_data: &Bound<'_, PyAny>,
-    ) -> PyResult<Self> {
+    #[pyo3(signature = (json_data, **opts))]
+    fn model_validate_json<'py>(
+        cls: &Bound<'py, PyType>,
+        py: Python<'py>,
+        json_data: &Bound<'py, PyAny>,
+        opts: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if has_options(opts) {
+            return model_api(py, "model_validate_json", (cls, json_data), opts);
+        }
         let v = json_text(json_data)?;
-        source_json::event_from_value(&v)
-            .map(|e| Self { inner: Arc::new(e) })
-            .map_err(|errs| raise_json(py, "RunEvent", &errs))
+        let e =
+            source_json::event_from_value(&v).map_err(|errs| raise_json(py, "RunEvent", &errs))?;
+        Ok(Bound::new(py, Self { inner: Arc::new(e) })?.into_any())
     }
 
     /// The event as a dict; `mode="json"` gives JSON-ready values (timestamp as text).
-    #[pyo3(signature = (*, mode = "python"))]
-    fn model_dump<'py>(&self, py: Python<'py>, mode: &str) -> PyResult<Bound<'py, PyDict>> {
-        convert::event_dict(py, &self.inner, dump_mode(mode)?)
+    /// Takes pydantic's other options too (`include`, `exclude`, `exclude_unset`, ...).
+    #[pyo3(signature = (*, mode = "python", **opts))]
+    fn model_dump<'py>(
+        slf: &Bound<'py, Self>,
+        mode: &str,
+        opts: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if has_options(opts) {
+            return model_api(py, "model_dump", (slf, mode), opts);
+        }
+        Ok(convert::event_dict(py, &slf.borrow().inner, dump_mode(mode)?)?.into_any())
     }
 
     /// The event as compact JSON text, as pydantic's `model_dump_json()` writes it.
-    fn model_dump_json(&self) -> PyResult<String> {
-        let v = serialize::to_vec(&self.inner, Mode::Pydantic).map_err(|_| {
+    /// Takes pydantic's options too (`indent`, `include`, `exclude`, ...).
+    #[pyo3(signature = (**opts))]
+    fn model_dump_json<'py>(
+        slf: &Bound<'py, Self>,
+        opts: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if has_options(opts) {
+            return model_api(py, "model_dump_json", (slf,), opts);
+        }
+        let v = serialize::to_vec(&slf.borrow().inner, Mode::Pydantic).map_err(|_| {
             PyValueError::new_err("Out of range float values are not JSON compliant")
         })?;
-        String::from_utf8(v).map_err(|e| PyValueError::new_err(e.to_string()))
+        let text = String::from_utf8(v).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyString::new(py, &text).into_any())
+    }
+
+    /// The names of the fields the caller set (pydantic's `model_fields_set`).
+    #[getter]
+    fn model_fields_set<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PySet>> {
+        fields_set_of(py, &validate::EVENT_FIELDS, self.inner.set)
+    }
+
+    /// Replaces the record of set fields (for `model_construct(_fields_set=...)`).
+    fn _replace_fields_set(&mut self, names: &Bound<'_, PyAny>) -> PyResult<()> {
+        let set = fields_set_from(&validate::EVENT_FIELDS, names)?;
+        Arc::make_mut(&mut self.inner).set = set;
+        Ok(())
     }
 
     /// The exact bytes this event contributes to a `POST /v1/events` body.
@@ -453,11 +608,8 @@ impl PyRunEvent {
         self.__copy__()
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-        let py = slf.py();
-        let dump = convert::event_dict(py, &slf.borrow().inner, false)?;
-        let ctor = slf.get_type().getattr("model_validate")?;
-        PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [dump])?.into_any()])
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        model_api(slf.py(), "reduce", (slf,), None)
     }
 }
 
@@ -486,7 +638,7 @@ fn tool_json(_py: Python<'_>, t: &ToolUsage) -> PyResult<String> {
 
 macro_rules! nested_model {
     ($ty:ident, $pyname:literal, $data:ty, $own:path, $from_map:path, $assign:path, $dict:path,
-     $fields:path, $json:expr) => {
+     $fields:path, $json:expr, $names:expr) => {
         #[pymethods]
         impl $ty {
             #[new]
@@ -501,40 +653,117 @@ macro_rules! nested_model {
             }
 
             #[classmethod]
-            fn model_validate(
-                _cls: &Bound<'_, PyType>,
-                py: Python<'_>,
-                obj: &Bound<'_, PyAny>,
-            ) -> PyResult<Self> {
+            #[pyo3(signature = (obj, **opts))]
+            fn model_validate<'py>(
+                cls: &Bound<'py, PyType>,
+                py: Python<'py>,
+                obj: &Bound<'py, PyAny>,
+                opts: Option<&Bound<'py, PyDict>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                if has_options(opts) {
+                    return model_api(py, "model_validate", (cls, obj), opts);
+                }
                 if let Ok(o) = obj.cast::<$ty>() {
-                    return Ok(Self {
-                        slot: $own(o.try_borrow()?.read(py, <$data>::clone)?),
-                    });
+                    return Ok(o.clone().into_any());
                 }
                 let mut ctx = Ctx::default();
                 let src = PySrc(obj.clone());
                 if obj.cast::<PyDict>().is_err() {
-                    return Err(PyValueError::new_err(concat!(
-                        "Input should be a valid dictionary or instance of ",
-                        $pyname
-                    )));
+                    return Err(model_type_error(obj, $pyname));
                 }
                 match $from_map(&mut ctx, &src) {
-                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: $own(v) }),
+                    Some(v) if ctx.errors.is_empty() => {
+                        Ok(Bound::new(py, Self { slot: $own(v) })?.into_any())
+                    }
                     _ => Err(raise_py(py, $pyname, &ctx.errors)),
                 }
             }
 
-            #[pyo3(signature = (*, mode = "python"))]
-            fn model_dump<'py>(&self, py: Python<'py>, mode: &str) -> PyResult<Bound<'py, PyDict>> {
-                dump_mode(mode)?;
-                let d = self.read(py, <$data>::clone)?;
-                $dict(py, &d)
+            #[classmethod]
+            #[pyo3(signature = (json_data, **opts))]
+            fn model_validate_json<'py>(
+                cls: &Bound<'py, PyType>,
+                py: Python<'py>,
+                json_data: &Bound<'py, PyAny>,
+                opts: Option<&Bound<'py, PyDict>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                model_api(py, "model_validate_json", (cls, json_data), opts)
             }
 
-            fn model_dump_json(&self, py: Python<'_>) -> PyResult<String> {
-                let d = self.read(py, <$data>::clone)?;
-                ($json)(py, &d)
+            #[pyo3(signature = (*, mode = "python", **opts))]
+            fn model_dump<'py>(
+                slf: &Bound<'py, Self>,
+                mode: &str,
+                opts: Option<&Bound<'py, PyDict>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                if has_options(opts) {
+                    return model_api(py, "model_dump", (slf, mode), opts);
+                }
+                dump_mode(mode)?;
+                let d = slf.borrow().read(py, <$data>::clone)?;
+                Ok($dict(py, &d)?.into_any())
+            }
+
+            #[pyo3(signature = (**opts))]
+            fn model_dump_json<'py>(
+                slf: &Bound<'py, Self>,
+                opts: Option<&Bound<'py, PyDict>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                if has_options(opts) {
+                    return model_api(py, "model_dump_json", (slf,), opts);
+                }
+                let d = slf.borrow().read(py, <$data>::clone)?;
+                Ok(PyString::new(py, &($json)(py, &d)?).into_any())
+            }
+
+            /// The names of the fields the caller set (pydantic's `model_fields_set`).
+            #[getter]
+            fn model_fields_set<'py>(
+                &self,
+                py: Python<'py>,
+            ) -> PyResult<Bound<'py, pyo3::types::PySet>> {
+                let set = self.read(py, |d| d.set)?;
+                fields_set_of(py, &$names, set)
+            }
+
+            /// Replaces the record of set fields (for `model_construct(_fields_set=...)`).
+            fn _replace_fields_set(
+                &mut self,
+                py: Python<'_>,
+                names: &Bound<'_, PyAny>,
+            ) -> PyResult<()> {
+                let set = fields_set_from(&$names, names)?;
+                self.write(py, |d| d.set = set)
+            }
+
+            /// A copy, optionally with fields replaced (validated).
+            #[pyo3(signature = (*, update = None, deep = false))]
+            fn model_copy(
+                slf: &Bound<'_, Self>,
+                update: Option<&Bound<'_, PyDict>>,
+                deep: bool,
+            ) -> PyResult<Self> {
+                let _ = deep;
+                let py = slf.py();
+                let mut copy = slf.borrow().read(py, <$data>::clone)?;
+                if let Some(u) = update {
+                    let mut ctx = Ctx::default();
+                    for (k, v) in u.iter() {
+                        let name: String = k.extract()?;
+                        if !$assign(&mut ctx, &mut copy, &name, &PySrc(v)) {
+                            return Err(PyAttributeError::new_err(format!(
+                                concat!($pyname, " has no field {:?}"),
+                                name
+                            )));
+                        }
+                    }
+                    if !ctx.errors.is_empty() {
+                        return Err(raise_py(py, $pyname, &ctx.errors));
+                    }
+                }
+                Ok(Self { slot: $own(copy) })
             }
 
             fn __setattr__(
@@ -584,11 +813,8 @@ macro_rules! nested_model {
                 self.__copy__(py)
             }
 
-            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
-                let py = slf.py();
-                let dump = slf.borrow().model_dump(py, "python")?;
-                let ctor = slf.get_type().getattr("model_validate")?;
-                PyTuple::new(py, [ctor.into_any(), PyTuple::new(py, [dump])?.into_any()])
+            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                model_api(slf.py(), "reduce", (slf,), None)
             }
         }
     };
@@ -636,7 +862,8 @@ nested_model!(
     validate::assign_request,
     convert::request_dict,
     request_fields,
-    |py, d| json_of_dict(py, convert::request_dict(py, d)?)
+    |py, d| json_of_dict(py, convert::request_dict(py, d)?),
+    REQUEST_FIELDS
 );
 
 #[pymethods]
@@ -688,7 +915,8 @@ nested_model!(
     validate::assign_metrics,
     convert::metrics_dict,
     metrics_fields,
-    |py, d| json_of_dict(py, convert::metrics_dict(py, d)?)
+    |py, d| json_of_dict(py, convert::metrics_dict(py, d)?),
+    METRICS_FIELDS
 );
 
 #[pymethods]
@@ -737,7 +965,8 @@ nested_model!(
     validate::assign_usage,
     convert::usage_dict,
     usage_fields,
-    |py, d| json_of_dict(py, convert::usage_dict(py, d)?)
+    |py, d| json_of_dict(py, convert::usage_dict(py, d)?),
+    USAGE_FIELDS
 );
 
 #[pymethods]
@@ -795,7 +1024,8 @@ nested_model!(
     validate::assign_model_usage,
     convert::model_usage_dict,
     model_usage_fields,
-    |py, d| json_of_dict(py, convert::model_usage_dict(py, d)?)
+    |py, d| json_of_dict(py, convert::model_usage_dict(py, d)?),
+    MODEL_USAGE_FIELDS
 );
 
 #[pymethods]
@@ -868,7 +1098,8 @@ nested_model!(
     validate::assign_tool,
     convert::tool_dict,
     tool_fields,
-    tool_json
+    tool_json,
+    TOOL_FIELDS
 );
 
 #[pymethods]

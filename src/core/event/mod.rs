@@ -31,12 +31,63 @@ impl EventType {
     }
 }
 
+/// Which fields of a record the caller gave (pydantic's `model_fields_set`), one bit per
+/// field in declaration order.
+///
+/// Bookkeeping, not data: two records with the same values are equal whatever their sets
+/// (pydantic's `==` ignores `model_fields_set` too), so `PartialEq` and `Hash` ignore it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FieldsSet(pub u16);
+
+impl FieldsSet {
+    /// Marks field `i` as given.
+    #[inline]
+    pub fn add(&mut self, i: usize) {
+        self.0 |= 1 << i;
+    }
+    /// Whether field `i` was given.
+    #[inline]
+    pub fn contains(self, i: usize) -> bool {
+        self.0 & (1 << i) != 0
+    }
+}
+
+impl PartialEq for FieldsSet {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for FieldsSet {}
+
+impl std::hash::Hash for FieldsSet {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+/// `RunEventRequest` field names, in declaration order (the bits of its [`FieldsSet`]).
+pub const REQUEST_FIELDS: [&str; 3] = ["session_id", "trace_id", "span_id"];
+/// `RunEventMetrics` field names.
+pub const METRICS_FIELDS: [&str; 3] = ["latency_ms", "success", "error_type"];
+/// `RunEventModelUsage` field names.
+pub const MODEL_USAGE_FIELDS: [&str; 5] = [
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+];
+/// `RunEventToolUsage` field names.
+pub const TOOL_FIELDS: [&str; 3] = ["tool_name", "invocations", "cost_units"];
+/// `RunEventUsage` field names.
+pub const USAGE_FIELDS: [&str; 2] = ["model", "tools"];
+
 /// `RunEventRequest`: correlation ids of the run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Request {
     pub session_id: Option<Text>,
     pub trace_id: Option<Text>,
     pub span_id: Option<Text>,
+    pub set: FieldsSet,
 }
 
 /// `RunEventMetrics`.
@@ -46,6 +97,7 @@ pub struct Metrics {
     pub latency_ms: Option<u64>,
     pub success: bool,
     pub error_type: Option<Text>,
+    pub set: FieldsSet,
 }
 
 impl Default for Metrics {
@@ -54,6 +106,7 @@ impl Default for Metrics {
             latency_ms: None,
             success: true,
             error_type: None,
+            set: FieldsSet::default(),
         }
     }
 }
@@ -66,6 +119,7 @@ pub struct ModelUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cached_input_tokens: u64,
+    pub set: FieldsSet,
 }
 
 /// `RunEventToolUsage`.
@@ -75,6 +129,7 @@ pub struct ToolUsage {
     pub invocations: u64,
     /// `>= 0`; may be `inf` (accepted by validation, not encodable as JSON).
     pub cost_units: f64,
+    pub set: FieldsSet,
 }
 
 /// `RunEventUsage`.
@@ -82,6 +137,7 @@ pub struct ToolUsage {
 pub struct Usage {
     pub model: ModelUsage,
     pub tools: Vec<ToolUsage>,
+    pub set: FieldsSet,
 }
 
 /// One record per agent run, as accepted by `POST /v1/events`.
@@ -101,6 +157,8 @@ pub struct RunEvent {
     pub usage: Usage,
     /// Insertion-ordered, unique keys.
     pub labels: Vec<(Text, Text)>,
+    /// The fields the caller gave, by index in `validate::EVENT_FIELDS`.
+    pub set: FieldsSet,
 }
 
 /// The only accepted `api_version`.

@@ -7,8 +7,9 @@ use chrono::{NaiveDate, NaiveTime};
 
 use super::timestamp::{self, Timestamp};
 use super::{
-    EventType, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage, API_VERSION,
-    DEFAULT_WORKSPACE,
+    EventType, FieldsSet, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage,
+    API_VERSION, DEFAULT_WORKSPACE, METRICS_FIELDS, MODEL_USAGE_FIELDS, REQUEST_FIELDS,
+    TOOL_FIELDS, USAGE_FIELDS,
 };
 
 /// What a value looks like to the validator.
@@ -660,23 +661,35 @@ fn model_type_err<S: Source>(ctx: &mut Ctx<S::Input>, field: Option<Loc>, v: &S,
 }
 
 /// Collects the entries of a mapping that match `names`, in the order of `names`.
-fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> [Option<S>; N] {
+/// Also returns which of them are present (the record's [`FieldsSet`]).
+fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> ([Option<S>; N], FieldsSet) {
     let mut out: [Option<S>; N] = std::array::from_fn(|_| None);
+    let mut set = FieldsSet::default();
     v.for_each_entry(&mut |k, val| {
         if let Key::Str(k) = k {
             if let Some(i) = names.iter().position(|n| *n == k) {
                 out[i] = Some(val);
+                set.add(i);
             }
         }
     });
-    out
+    (out, set)
+}
+
+/// Index of `name` in `names` (a field of the record).
+fn index_of(names: &[&str], name: &str) -> Option<usize> {
+    names.iter().position(|n| *n == name)
 }
 
 /// Validates a `RunEventRequest` mapping.
 pub fn request_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Request> {
-    let [session_id, trace_id, span_id] = pick(v, ["session_id", "trace_id", "span_id"]);
+    let (picked, set) = pick(v, REQUEST_FIELDS);
+    let mut r = Request {
+        set,
+        ..Request::default()
+    };
+    let [session_id, trace_id, span_id] = picked;
     let n = ctx.errors.len();
-    let mut r = Request::default();
     if let Some(x) = session_id {
         r.session_id = opt_string(ctx, "session_id", &x).unwrap_or_default();
     }
@@ -691,9 +704,13 @@ pub fn request_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Req
 
 /// Validates a `RunEventMetrics` mapping.
 pub fn metrics_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Metrics> {
-    let [latency_ms, success, error_type] = pick(v, ["latency_ms", "success", "error_type"]);
+    let (picked, set) = pick(v, METRICS_FIELDS);
+    let mut m = Metrics {
+        set,
+        ..Metrics::default()
+    };
+    let [latency_ms, success, error_type] = picked;
     let n = ctx.errors.len();
-    let mut m = Metrics::default();
     if let Some(x) = latency_ms {
         m.latency_ms = opt_uint(ctx, "latency_ms", &x).unwrap_or_default();
     }
@@ -708,18 +725,13 @@ pub fn metrics_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Met
 
 /// Validates a `RunEventModelUsage` mapping.
 pub fn model_usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelUsage> {
-    let [provider, model, input_tokens, output_tokens, cached] = pick(
-        v,
-        [
-            "provider",
-            "model",
-            "input_tokens",
-            "output_tokens",
-            "cached_input_tokens",
-        ],
-    );
+    let (picked, set) = pick(v, MODEL_USAGE_FIELDS);
+    let mut m = ModelUsage {
+        set,
+        ..ModelUsage::default()
+    };
+    let [provider, model, input_tokens, output_tokens, cached] = picked;
     let n = ctx.errors.len();
-    let mut m = ModelUsage::default();
     match provider {
         Some(x) => m.provider = string(ctx, "provider", &x).unwrap_or_default(),
         None => ctx.missing(v, "provider"),
@@ -744,9 +756,13 @@ pub fn model_usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option
 
 /// Validates a `RunEventToolUsage` mapping.
 pub fn tool_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ToolUsage> {
-    let [tool_name, invocations, cost_units] = pick(v, ["tool_name", "invocations", "cost_units"]);
+    let (picked, set) = pick(v, TOOL_FIELDS);
+    let mut t = ToolUsage {
+        set,
+        ..ToolUsage::default()
+    };
+    let [tool_name, invocations, cost_units] = picked;
     let n = ctx.errors.len();
-    let mut t = ToolUsage::default();
     match tool_name {
         Some(x) => t.tool_name = string(ctx, "tool_name", &x).unwrap_or_default(),
         None => ctx.missing(v, "tool_name"),
@@ -802,9 +818,13 @@ fn tools_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<ToolUsag
 
 /// Validates a `RunEventUsage` mapping.
 pub fn usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Usage> {
-    let [model, tools] = pick(v, ["model", "tools"]);
+    let (picked, set) = pick(v, USAGE_FIELDS);
+    let mut u = Usage {
+        set,
+        ..Usage::default()
+    };
+    let [model, tools] = picked;
     let n = ctx.errors.len();
-    let mut u = Usage::default();
     match model {
         Some(x) => u.model = model_usage_field(ctx, &x).unwrap_or_default(),
         None => ctx.missing(v, "model"),
@@ -914,8 +934,9 @@ pub const EVENT_FIELDS: [&str; 14] = [
 
 /// Validates a whole `RunEvent` mapping; on failure every problem is in `ctx.errors`.
 pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
+    let (picked, set) = pick(v, EVENT_FIELDS);
     let [api_version, kind, ts, workspace_id, agent_id, release_id, run_id, tenant_id, task_id, environment, request, metrics, usage, labels] =
-        pick(v, EVENT_FIELDS);
+        picked;
     let n = ctx.errors.len();
     if let Some(x) = api_version {
         literal(ctx, "api_version", &x, &[API_VERSION]);
@@ -987,6 +1008,7 @@ pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEv
         metrics: metrics?,
         usage: usage?,
         labels: labels?,
+        set,
     })
 }
 
@@ -1038,6 +1060,9 @@ pub fn assign_event<S: Source>(
         "labels" => set(&mut e.labels, labels_field(ctx, v)),
         _ => return false,
     }
+    if let Some(i) = index_of(&EVENT_FIELDS, name) {
+        e.set.add(i);
+    }
     true
 }
 
@@ -1056,6 +1081,9 @@ pub fn assign_request<S: Source>(
     };
     if let Some(x) = opt_string(ctx, name, v) {
         *slot = x;
+    }
+    if let Some(i) = index_of(&REQUEST_FIELDS, name) {
+        r.set.add(i);
     }
     true
 }
@@ -1084,6 +1112,9 @@ pub fn assign_metrics<S: Source>(
             }
         }
         _ => return false,
+    }
+    if let Some(i) = index_of(&METRICS_FIELDS, name) {
+        m.set.add(i);
     }
     true
 }
@@ -1116,6 +1147,9 @@ pub fn assign_model_usage<S: Source>(
         }
         _ => return false,
     }
+    if let Some(i) = index_of(&MODEL_USAGE_FIELDS, name) {
+        m.set.add(i);
+    }
     true
 }
 
@@ -1144,6 +1178,9 @@ pub fn assign_tool<S: Source>(
         }
         _ => return false,
     }
+    if let Some(i) = index_of(&TOOL_FIELDS, name) {
+        t.set.add(i);
+    }
     true
 }
 
@@ -1161,6 +1198,9 @@ pub fn assign_usage<S: Source>(ctx: &mut Ctx<S::Input>, u: &mut Usage, name: &st
             }
         }
         _ => return false,
+    }
+    if let Some(i) = index_of(&USAGE_FIELDS, name) {
+        u.set.add(i);
     }
     true
 }
