@@ -88,7 +88,7 @@ def test_the_environment_does_not_preload_the_heavy_modules() -> None:
         "from flightdeck_rs.sdk import FlightdeckClient, AsyncFlightdeckClient; "
         "from flightdeck_rs.models import RunEvent",
         "from flightdeck_rs import FlightdeckClient, AsyncFlightdeckClient, RunEvent, "
-        "ValidationError, __version__",
+        "__version__",
     ],
 )
 def test_importing_the_clients_and_models_loads_no_heavy_module(statement: str) -> None:
@@ -99,6 +99,24 @@ def test_importing_the_clients_and_models_loads_no_heavy_module(statement: str) 
         """
     )
     assert out["heavy"] == [], f"imported up front: {out['heavy']} (all new: {out['added']})"
+
+
+def test_naming_validation_error_loads_only_pydantic_core() -> None:
+    """``ValidationError`` is pydantic's own class when pydantic is installed (so that
+    ``except flightdeck_rs.ValidationError`` catches what invalid data raises): naming it
+    imports ``pydantic_core`` and what that needs, and still nothing of ours or of httpx."""
+    out = run_fresh(
+        f"""
+        from flightdeck_rs import ValidationError, RunEvent
+        import pydantic_core
+        print(repr({{"heavy": loaded({HEAVY!r}),
+                     "is_pydantic": ValidationError is pydantic_core.ValidationError}}))
+        """
+    )
+    # What importing pydantic_core itself loads.
+    allowed = {"typing", "re", "enum", "collections", "inspect", "dataclasses"}
+    assert sorted(set(out["heavy"]) - allowed) == []
+    assert out["is_pydantic"] is True
 
 
 def test_creating_clients_and_events_loads_no_heavy_module() -> None:
@@ -151,7 +169,8 @@ def test_every_public_name_resolves_to_the_defining_object() -> None:
         import flightdeck_rs
         import flightdeck_rs.emitter, flightdeck_rs.models, flightdeck_rs.sdk
         import flightdeck_rs.tracking
-        from flightdeck_rs._errors import ValidationError as VE
+        from flightdeck_rs._errors import public_validation_error
+        VE = public_validation_error()  # pydantic's when pydantic is installed
         home = {
             "AsyncFlightdeckClient": flightdeck_rs.sdk,
             "FlightdeckClient": flightdeck_rs.sdk,

@@ -11,13 +11,27 @@ module never imports pydantic itself; the features that need it load
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import warnings
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from flightdeck_rs import _native
 from flightdeck_rs._errors import pydantic_core_or_none
+from flightdeck_rs._lazy import lazy_module
+
+# Imported with ``flightdeck_rs.models``: ``typing``, ``collections.abc`` and ``json`` are
+# loaded when first needed, not at import (cold start, ``tests/test_import_cost.py``).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import json
+    from collections.abc import Callable, Iterator
+    from typing import Any
+else:
+    json = lazy_module("json", globals())
+
+if TYPE_CHECKING:
+    _StrDict = dict[str, Any]
+    _TableDict = dict[type[Any], list[tuple[str, Any, Any, str]]]
+else:
+    _StrDict = _TableDict = dict
 
 # ------------------------------------------------------------------------------ field table
 
@@ -35,7 +49,7 @@ class _Required:
 REQUIRED: Any = _Required()
 
 
-class _Factory(dict[str, Any]):
+class _Factory(_StrDict):
     """A default made by a factory (shown as ``<factory>``, as pydantic shows it).
 
     An (always empty) mapping, so that it also fits the stubs' parameter types.
@@ -59,53 +73,84 @@ _USG = _native.RunEventUsage
 _MU = _native.RunEventModelUsage
 _TU = _native.RunEventToolUsage
 
-#: Per class: (name, annotation, default, description of the field) in declaration order.
-FIELDS: dict[type[Any], list[tuple[str, Any, Any, str]]] = {
-    _REQ: [
-        ("session_id", str | None, None, "Session the run belongs to."),
-        ("trace_id", str | None, None, "Distributed-tracing trace id."),
-        ("span_id", str | None, None, "Distributed-tracing span id."),
-    ],
-    _MET: [
-        ("latency_ms", int | None, None, "Wall-clock latency of the run in ms (>= 0)."),
-        ("success", bool, True, "Whether the run succeeded."),
-        ("error_type", str | None, None, "Error class of a failed run."),
-    ],
-    _MU: [
-        ("provider", str, REQUIRED, "Model provider, e.g. 'openai'."),
-        ("model", str, REQUIRED, "Model name, priced by the server's pricing table."),
-        ("input_tokens", int, REQUIRED, "Prompt tokens (>= 0)."),
-        ("output_tokens", int, REQUIRED, "Completion tokens (>= 0)."),
-        ("cached_input_tokens", int, 0, "Prompt tokens served from cache (>= 0)."),
-    ],
-    _TU: [
-        ("tool_name", str, REQUIRED, "Name of the tool."),
-        ("invocations", int, 0, "How many times the run called it (>= 0)."),
-        ("cost_units", float, 0.0, "Cost units the calls used (>= 0)."),
-    ],
-    _USG: [
-        ("model", _MU, REQUIRED, "Model usage: provider, model and token counts."),
-        ("tools", list[_TU], _Factory(list), "Tools the run used."),
-    ],
-    _R: [
-        ("api_version", Literal["v1"], "v1", "Event schema version; only 'v1'."),
-        ("type", Literal["run_start", "run_end"], "run_end", "Event type."),
-        ("timestamp", _dt.datetime, REQUIRED, "When the run happened (send aware UTC)."),
-        ("workspace_id", str, "ws_local", "Workspace of the run."),
-        ("agent_id", str, REQUIRED, "Agent that ran."),
-        ("release_id", str, REQUIRED, "Release of the agent that ran."),
-        ("run_id", str, REQUIRED, "Unique id of the run (the server skips duplicates)."),
-        ("tenant_id", str, REQUIRED, "Tenant the run served."),
-        ("task_id", str, REQUIRED, "Task the run performed."),
-        ("environment", str, REQUIRED, "Environment, e.g. 'production'."),
-        ("request", _REQ | None, None, "Correlation ids (session, trace, span)."),
-        ("metrics", _MET, _Factory(_MET), "Latency, success and error type."),
-        ("usage", _USG, REQUIRED, "Model and tool usage."),
-        ("labels", dict[str, str], _Factory(dict), "Free-form string labels."),
-    ],
-}
 
-CLASSES = tuple(FIELDS)
+def _build_fields() -> dict[type[Any], list[tuple[str, Any, Any, str]]]:
+    from typing import Literal
+
+    return {
+        _REQ: [
+            ("session_id", str | None, None, "Session the run belongs to."),
+            ("trace_id", str | None, None, "Distributed-tracing trace id."),
+            ("span_id", str | None, None, "Distributed-tracing span id."),
+        ],
+        _MET: [
+            ("latency_ms", int | None, None, "Wall-clock latency of the run in ms (>= 0)."),
+            ("success", bool, True, "Whether the run succeeded."),
+            ("error_type", str | None, None, "Error class of a failed run."),
+        ],
+        _MU: [
+            ("provider", str, REQUIRED, "Model provider, e.g. 'openai'."),
+            ("model", str, REQUIRED, "Model name, priced by the server's pricing table."),
+            ("input_tokens", int, REQUIRED, "Prompt tokens (>= 0)."),
+            ("output_tokens", int, REQUIRED, "Completion tokens (>= 0)."),
+            ("cached_input_tokens", int, 0, "Prompt tokens served from cache (>= 0)."),
+        ],
+        _TU: [
+            ("tool_name", str, REQUIRED, "Name of the tool."),
+            ("invocations", int, 0, "How many times the run called it (>= 0)."),
+            ("cost_units", float, 0.0, "Cost units the calls used (>= 0)."),
+        ],
+        _USG: [
+            ("model", _MU, REQUIRED, "Model usage: provider, model and token counts."),
+            ("tools", list[_TU], _Factory(list), "Tools the run used."),
+        ],
+        _R: [
+            ("api_version", Literal["v1"], "v1", "Event schema version; only 'v1'."),
+            ("type", Literal["run_start", "run_end"], "run_end", "Event type."),
+            ("timestamp", _dt.datetime, REQUIRED, "When the run happened (send aware UTC)."),
+            ("workspace_id", str, "ws_local", "Workspace of the run."),
+            ("agent_id", str, REQUIRED, "Agent that ran."),
+            ("release_id", str, REQUIRED, "Release of the agent that ran."),
+            ("run_id", str, REQUIRED, "Unique id of the run (the server skips duplicates)."),
+            ("tenant_id", str, REQUIRED, "Tenant the run served."),
+            ("task_id", str, REQUIRED, "Task the run performed."),
+            ("environment", str, REQUIRED, "Environment, e.g. 'production'."),
+            ("request", _REQ | None, None, "Correlation ids (session, trace, span)."),
+            ("metrics", _MET, _Factory(_MET), "Latency, success and error type."),
+            ("usage", _USG, REQUIRED, "Model and tool usage."),
+            ("labels", dict[str, str], _Factory(dict), "Free-form string labels."),
+        ],
+    }
+
+
+class _FieldTable(_TableDict):
+    """The field table, built on first use (its annotations need ``typing``)."""
+
+    def _fill(self) -> None:
+        if not dict.__len__(self):
+            self.update(_build_fields())
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: type[Any]) -> list[tuple[str, Any, Any, str]]:
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def __iter__(self) -> Iterator[type[Any]]:
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+
+#: Per class: (name, annotation, default, description of the field) in declaration order.
+FIELDS = _FieldTable()
+
+CLASSES = (_REQ, _MET, _MU, _TU, _USG, _R)
 
 _SUMMARY = {
     _R: "One agent run: the record ``POST /v1/events`` accepts (``flightdeck.models.RunEvent``).",
@@ -178,6 +223,7 @@ def _signature(cls: type[Any]) -> inspect.Signature:
     sig = _SIGNATURES.get(cls)
     if sig is None:
         import inspect
+        from typing import Annotated
 
         empty = inspect.Parameter.empty
         params = [
@@ -664,7 +710,9 @@ def install() -> None:
         "validate": classmethod(_v1_validate),
     }
     for cls in CLASSES:
-        cls.__doc__ = _doc(cls)
+        # Written on first read (the type's ``__doc__`` getter honours descriptors): the
+        # field table behind it needs ``typing``, which importing the models must not load.
+        cls.__doc__ = _ClassAttr(_doc)  # type: ignore[assignment]
         for name, value in common.items():
             setattr(cls, name, _named(value, cls, name))
 

@@ -11,8 +11,6 @@ imported only when one of its features is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from flightdeck_rs import _model_api
 from flightdeck_rs._native import (
     RunEvent,
@@ -23,7 +21,10 @@ from flightdeck_rs._native import (
     RunEventUsage,
 )
 
+TYPE_CHECKING = False  # not typing's: importing typing costs the package's start
 if TYPE_CHECKING:
+    from typing import Any
+
     from flightdeck_rs._errors import ValidationError
 
 _model_api.install()
