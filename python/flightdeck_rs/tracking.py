@@ -38,8 +38,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
-from flightdeck_rs._errors import ValidationError
-
 __all__ = ["OTHER_MODELS_LABEL", "Run", "TrackingMixin", "current_run"]
 
 logger = logging.getLogger("flightdeck_rs")
@@ -528,7 +526,11 @@ class Run:
         try:
             emitter.emit(event)
             return
-        except ValidationError as e:
+        except ValueError as e:
+            # Ours, or pydantic's ValidationError when pydantic is installed (both have
+            # errors()); any other ValueError is not a validation failure.
+            if not hasattr(e, "errors"):
+                raise
             errors = e.errors()
         if not all(err["loc"][:1] == ("labels",) for err in errors):
             emitter._track_note(
