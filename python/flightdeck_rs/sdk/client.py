@@ -9,7 +9,6 @@ When an ``httpx`` client is injected, the same request goes through it instead, 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from flightdeck_rs import _logging, _native
+from flightdeck_rs import _logging, _native, _runtimes
 from flightdeck_rs._errors import check_api_token
 from flightdeck_rs._native import (
     NativeClient,
@@ -617,7 +616,7 @@ class AsyncFlightdeckClient:
                         raise
                     delay = self._backoff_s * (2**attempt)
                     _log_retry(req, exc, attempt, self._max_retries, delay)
-                    await asyncio.sleep(delay)
+                    await _runtimes.sleep(delay)
                     attempt += 1
             status = resp.status_code
         finally:
