@@ -7,10 +7,11 @@ monkey-patched the process.
 * **trio** (and anyio on trio): :func:`foreign_call` gives the native call a
   :class:`TrioCall`, which the I/O thread resumes through the run's ``TrioToken`` (batched the
   same way); a cancelled wait aborts the Rust task, which drops its connection.
-* **gevent / eventlet**: when either has patched ``socket``, blocking native calls wait for a
-  pipe with :func:`green_waiter`'s function (the hub's wait for a readable descriptor), so the
-  calling greenlet sleeps while the others run. The native side looks for ``gevent`` or
-  ``eventlet`` in ``sys.modules`` before calling in here, so without them nothing is imported.
+* **gevent / eventlet**: when either has patched ``socket``, a blocking native call parks the
+  calling greenlet on a :class:`GreenCall` (the others run) while the Rust I/O threads do the
+  work; they wake the hub in batches (gevent: one ``async_`` watcher per hub; eventlet: one
+  pipe per hub). The native side looks for ``gevent`` or ``eventlet`` in ``sys.modules``
+  before calling in here, so without them nothing is imported.
 
 The running library is found the way the ecosystem does: an asyncio loop first (cheap and
 exact), then ``sniffio`` when it is installed, then trio's own check.
@@ -19,9 +20,13 @@ exact), then ``sniffio`` when it is installed, then trio's own check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
+import os
 import sys
+import weakref
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,7 +42,8 @@ __all__ = [
     "TrioCall",
     "current_library",
     "foreign_call",
-    "green_waiter",
+    "GreenCall",
+    "green_call_factory",
     "run_sync",
     "sleep",
 ]
@@ -197,18 +203,163 @@ async def run_sync(fn: Callable[..., T], *args: Any) -> T:
 # ----------------------------------------------------------------------------- gevent, eventlet
 
 
-def green_waiter() -> Callable[[int], Any] | None:
-    """``wait(fd)`` parking the calling greenlet until ``fd`` is readable, when gevent or
-    eventlet has monkey-patched ``socket`` (then the reference's httpx calls yield to other
-    greenlets too); ``None`` otherwise. Imports only what is already imported."""
+class GreenCall:
+    """One blocking native call waited for by a greenlet. The Rust side runs the call on its
+    I/O threads, calls ``token.schedule(drain, key)`` (thread-safe) when a batch of calls is
+    done, and the drain, run by the hub, calls :meth:`set_result` (or
+    :meth:`set_exception`), which wakes the greenlet parked in :meth:`wait`. The value itself
+    stays on the Rust side."""
+
+    __slots__ = ("token", "_event")
+
+    def __init__(self, token: Any, event: Any) -> None:
+        self.token = token
+        self._event = event
+
+    def done(self) -> bool:
+        return bool(self._event.is_set())
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, _value: Any) -> None:
+        self._event.set()
+
+    def set_exception(self, _exc: BaseException) -> None:
+        self._event.set()
+
+    def wait(self) -> None:
+        self.token.hold()
+        try:
+            self._event.wait()
+        finally:
+            self.token.release()
+
+
+class _GeventBridge:
+    """Wakes one gevent hub from the I/O threads: one ``async_`` watcher (thread-safe
+    ``send()``, no file descriptor of its own), referenced only while a greenlet waits, so
+    that the hub neither exits under a waiting call nor stays up for an idle watcher."""
+
+    def __init__(self, hub: Any) -> None:
+        self.pid = os.getpid()
+        self._pending: deque[tuple[Callable[[int], None], int]] = deque()
+        self._waiting = 0
+        self._watcher = hub.loop.async_()
+        self._watcher.ref = False
+        self._watcher.start(self._run)
+
+    def hold(self) -> None:
+        """A greenlet of this hub starts waiting (called in the hub's thread)."""
+        self._waiting += 1
+        if self._waiting == 1:
+            self._watcher.ref = True
+
+    def release(self) -> None:
+        self._waiting -= 1
+        if self._waiting == 0:
+            self._watcher.ref = False
+
+    def schedule(self, drain: Callable[[int], None], key: int) -> None:
+        """Called from an I/O thread (with the GIL)."""
+        self._pending.append((drain, key))
+        self._watcher.send()
+
+    def _run(self) -> None:
+        while self._pending:
+            drain, key = self._pending.popleft()
+            drain(key)
+
+
+class _EventletBridge:
+    """Wakes one eventlet hub from the I/O threads: a pipe written by :meth:`schedule`, read
+    by one green thread that runs the drains (eventlet has no thread-safe wake-up of its
+    own besides its thread pool)."""
+
+    def __init__(self) -> None:
+        eventlet = importlib.import_module("eventlet")
+        patcher = importlib.import_module("eventlet.patcher")
+
+        self.pid = os.getpid()
+        self._os = patcher.original("os")
+        self._pending: deque[tuple[Callable[[int], None], int]] = deque()
+        self._r, self._w = self._os.pipe()
+        self._os.set_blocking(self._r, False)
+        self._os.set_blocking(self._w, False)
+        self._trampoline = importlib.import_module("eventlet.hubs").trampoline
+        eventlet.spawn(self._dispatch)
+
+    def hold(self) -> None:
+        """Nothing to do: the reading green thread keeps the hub busy."""
+
+    def release(self) -> None:
+        pass
+
+    def schedule(self, drain: Callable[[int], None], key: int) -> None:
+        """Called from an I/O thread (with the GIL)."""
+        self._pending.append((drain, key))
+        with contextlib.suppress(BlockingIOError):  # already full: the reader will wake
+            self._os.write(self._w, b"!")
+
+    def _dispatch(self) -> None:
+        while True:
+            self._trampoline(self._r, read=True)
+            with contextlib.suppress(BlockingIOError):
+                self._os.read(self._r, 4096)
+            while self._pending:
+                drain, key = self._pending.popleft()
+                drain(key)
+
+
+_bridges: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _bridge(hub: Any, make: Callable[[], Any]) -> Any:
+    bridge = _bridges.get(hub)
+    if bridge is None or bridge.pid != os.getpid():
+        bridge = _bridges[hub] = make()
+    return bridge
+
+
+def _gevent_call() -> GreenCall:
+    hub = importlib.import_module("gevent").get_hub()
+    event = importlib.import_module("gevent.event").Event()
+    return GreenCall(_bridge(hub, lambda: _GeventBridge(hub)), event)
+
+
+def _eventlet_call() -> GreenCall:
+    hubs = importlib.import_module("eventlet.hubs")
+    event_cls = importlib.import_module("eventlet.event").Event
+
+    class _Flag:  # eventlet's Event, with the is_set()/set() of threading's
+        __slots__ = ("_event",)
+
+        def __init__(self) -> None:
+            self._event = event_cls()
+
+        def is_set(self) -> bool:
+            return bool(self._event.ready())
+
+        def set(self) -> None:
+            if not self._event.ready():
+                self._event.send(None)
+
+        def wait(self) -> None:
+            self._event.wait()
+
+    return GreenCall(_bridge(hubs.get_hub(), _EventletBridge), _Flag())
+
+
+def green_call_factory() -> Callable[[], GreenCall] | None:
+    """When gevent or eventlet has monkey-patched ``socket`` (then the reference's httpx
+    calls yield to other greenlets too), a ``make()`` giving a :class:`GreenCall` for the
+    calling thread's hub; ``None`` otherwise. Imports only what is already imported."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("socket"):
-        wait_read: Callable[[int], Any] = importlib.import_module("gevent.socket").wait_read
-        return wait_read
+        return _gevent_call
     patcher = sys.modules.get("eventlet.patcher")
     if patcher is not None and patcher.is_monkey_patched("socket"):
-        trampoline = importlib.import_module("eventlet.hubs").trampoline
-        return functools.partial(trampoline, read=True)
+        return _eventlet_call
     return None
 
 

@@ -1,14 +1,12 @@
 //! Bridges core futures to Python, on the fork-aware runtime of `core::runtime`:
 //!
 //! - sync face: blocking with the GIL released, or, when gevent or eventlet has
-//!   monkey-patched the process, waiting cooperatively on a pipe the hub can watch (the
-//!   calling greenlet sleeps, the others run, the I/O stays on the shared runtime);
+//!   monkey-patched the process, waiting cooperatively (the calling greenlet sleeps, the
+//!   others run, the I/O runs on the shared runtime and wakes the hub in batches);
 //! - async face: asyncio futures, or trio waiters (`flightdeck_rs._runtimes`), resolved in
 //!   batches on their event loop's thread: one thread-safe wake-up per burst of completions.
 
 use std::future::Future;
-use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -136,20 +134,21 @@ where
 
 /// `sys.modules`, to notice gevent or eventlet without importing anything.
 static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
-/// `fd -> None` that parks the calling greenlet until `fd` is readable; set once the
-/// process is found monkey-patched (it stays so).
-static GREEN_WAIT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `flightdeck_rs._runtimes.green_call_factory`'s answer once the process is found
+/// monkey-patched (it stays so): a `make()` giving a `GreenCall` for the calling thread's hub.
+static GREEN_CALL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static GREEN_PROBE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// The cooperative waiter when gevent or eventlet has monkey-patched this process, else
-/// `None`. Without either in `sys.modules` this is two dictionary look-ups and imports
-/// nothing; the check is repeated per call, since patching may happen after our import.
+/// When gevent or eventlet has monkey-patched this process, the factory of cooperative
+/// waits (see [`block_green`]), else `None`. Without either in `sys.modules` this is two
+/// dictionary look-ups and imports nothing; it is repeated per call, since patching may
+/// happen after our import.
 ///
 /// # Errors
 /// Whatever the probe in `flightdeck_rs._runtimes` raises.
 pub fn green(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    if let Some(w) = GREEN_WAIT.get(py) {
-        return Ok(Some(w.bind(py).clone()));
+    if let Some(make) = GREEN_CALL.get(py) {
+        return Ok(Some(make.bind(py).clone()));
     }
     let modules = SYS_MODULES.get_or_try_init(py, || {
         py.import("sys")?
@@ -164,15 +163,15 @@ pub fn green(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     }
     let probe = GREEN_PROBE.get_or_try_init(py, || {
         py.import("flightdeck_rs._runtimes")?
-            .getattr("green_waiter")
+            .getattr("green_call_factory")
             .map(Bound::unbind)
     })?;
-    let waiter = probe.bind(py).call0()?;
-    if waiter.is_none() {
+    let make = probe.bind(py).call0()?;
+    if make.is_none() {
         return Ok(None);
     }
-    let _ = GREEN_WAIT.set(py, waiter.clone().unbind());
-    Ok(Some(waiter))
+    let _ = GREEN_CALL.set(py, make.clone().unbind());
+    Ok(Some(make))
 }
 
 /// Aborts the I/O task of a cooperative wait that ends early (a `gevent.Timeout`, a killed
@@ -185,57 +184,39 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Takes the value a finished task left in `slot`.
-fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
-    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
-}
-
-/// Parks the greenlet on `reader` until `slot` is filled by the task behind `handle`.
-fn green_wait<T>(
-    waiter: &Bound<'_, PyAny>,
-    reader: &std::io::PipeReader,
-    slot: &Mutex<Option<T>>,
-    handle: &tokio::task::AbortHandle,
-) -> PyResult<T> {
-    let fd = reader.as_raw_fd();
-    loop {
-        waiter.call1((fd,))?;
-        if let Some(v) = take(slot) {
-            return Ok(v);
-        }
-        if handle.is_finished() {
-            // The task ended without a value (it panicked): its pipe end is closed.
-            return take(slot).ok_or_else(|| PyRuntimeError::new_err("the I/O task failed"));
-        }
-    }
-}
-
-fn pipe() -> PyResult<(std::io::PipeReader, std::io::PipeWriter)> {
-    std::io::pipe().map_err(|e| PyRuntimeError::new_err(format!("cannot create a pipe: {e}")))
-}
-
-/// Runs `fut` on the shared runtime while the calling greenlet waits cooperatively in
-/// `waiter` (gevent's or eventlet's wait for a readable file descriptor) on a pipe that
-/// the task writes when it is done. If the wait raises, the task is aborted.
+/// Runs `fut` on the shared runtime while the calling greenlet waits cooperatively: `make()`
+/// gives a call object whose `wait()` parks the greenlet, and whose `token.schedule(drain,
+/// key)` (thread-safe) has the hub run the drain, which wakes it. Completions reach the hub
+/// in batches, as they reach an asyncio loop; no file descriptor is used per call. The value
+/// stays on the Rust side. If the wait raises, the task is aborted.
 ///
 /// # Errors
-/// What the waiter raises, or `RuntimeError` if the runtime or the pipe cannot be made.
-pub fn block_green<T, F>(waiter: &Bound<'_, PyAny>, fut: F) -> PyResult<T>
+/// What the wait raises, or `RuntimeError` if the runtime cannot start.
+pub fn block_green<T, F>(make: &Bound<'_, PyAny>, fut: F) -> PyResult<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    let py = make.py();
     let rt = ensure()?;
-    let (reader, writer) = pipe()?;
+    let call = make.call0()?;
+    let token = call.getattr(intern!(py, "token"))?;
+    let key = token.as_ptr() as usize;
+    let scheduler = Scheduler {
+        target: token.unbind(),
+        method: "schedule",
+    };
     let slot = Arc::new(Mutex::new(None));
     let filled = slot.clone();
-    let task = rt.spawn(async move {
+    let work = async move {
         let v = fut.await;
         *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
-        let _ = (&writer).write(&[1]);
-    });
-    let guard = AbortOnDrop(task.abort_handle());
-    green_wait(waiter, &reader, &slot, &guard.0)
+        |py: Python<'_>| Ok(py.None())
+    };
+    let _abort = AbortOnDrop(spawn_for(&rt, key, scheduler, call.clone().unbind(), work));
+    call.call_method0(intern!(py, "wait"))?;
+    let v = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    v.ok_or_else(|| PyRuntimeError::new_err("the I/O task ended without a result"))
 }
 
 /// Runs a blocking wait `f`: with the GIL released, or, under gevent/eventlet, on the
@@ -243,25 +224,20 @@ where
 /// early end of the cooperative wait cannot stop `f`; it ends by its own deadline.)
 ///
 /// # Errors
-/// What the cooperative waiter raises, or `RuntimeError` if the runtime cannot start.
+/// What the cooperative wait raises, or `RuntimeError` if the runtime cannot start.
 pub fn wait_blocking<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let Some(waiter) = green(py)? else {
+    let Some(make) = green(py)? else {
         return Ok(py.detach(f));
     };
-    let rt = ensure()?;
-    let (reader, writer) = pipe()?;
-    let slot = Arc::new(Mutex::new(None));
-    let filled = slot.clone();
-    let task = rt.spawn_blocking(move || {
-        let v = f();
-        *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
-        let _ = (&writer).write(&[1]);
-    });
-    green_wait(&waiter, &reader, &slot, &task.abort_handle())
+    let out = block_green(
+        &make,
+        async move { tokio::task::spawn_blocking(f).await.ok() },
+    )?;
+    out.ok_or_else(|| PyRuntimeError::new_err("the waiting thread failed"))
 }
 
 // ------------------------------------------------------------------ event loops
