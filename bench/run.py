@@ -13,6 +13,8 @@ order of the clients rotates every repeat) and reports the median of the repeats
               ``ingest_run_events`` calls of 500 events: its rate / its idle rate, and wall time
 6. memory     peak RSS growth of a fresh process holding 100,000 events      [bytes/event]
 7. e2e        50,000 events into a real ``flightdeck serve``                   [events/s]
+8. trio_fanout, gevent_fanout: the fan-out on trio and under gevent monkey-patching
+              (``bench/runtimes_bench.py``; no limit anchor)                  [ms, errors]
 
 The three contenders:
 
@@ -52,6 +54,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import runtimes_bench  # trio and gevent fan-out (bench/runtimes_bench.py)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -129,7 +133,9 @@ QUICK = Sizes(
     e2e_reps=1,
 )
 
-WORKLOADS = ("construct", "ingest", "health", "fanout", "gil", "memory", "e2e")
+WORKLOADS = (
+    "construct", "ingest", "health", "fanout", "gil", "memory", "e2e", *runtimes_bench.WORKLOADS
+)
 
 
 # ----------------------------------------------------------------------------- events
@@ -869,6 +875,7 @@ def rows_from(w: dict[str, Any]) -> list[Row]:
         errs = w["fanout"]["errors"]
         extra = "errors: " + ", ".join(f"{n} {max(errs[n], default=0)}" for n in IMPLS)
         rows.append(mk("fanout", "async fan-out health()", w["fanout"], extra))
+    rows.extend(runtimes_bench.rows(w, mk))
     if "gil" in w:
         rows.append(mk("gil", "GIL: other thread's rate", w["gil"]))
         rows.append(mk("gil_wall", "GIL: wall of the calls", w["gil"]["wall"]))
@@ -1180,6 +1187,10 @@ def main() -> int:
                 w[name] = w_fanout(cs, sz, url, checks)
             elif name == "gil":
                 w[name] = w_gil(cs, sz, url, checks, prebuilt)
+            elif name in runtimes_bench.WORKLOADS:  # trio and gevent fan-out
+                w[name] = runtimes_bench.run(
+                    name, url, sz.fanout_n, sz.fanout_reps, checks, progress
+                )
             progress(f"done in {time.perf_counter() - t0:.1f} s")
         prebuilt.clear()
     gc.collect()
