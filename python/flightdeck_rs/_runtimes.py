@@ -378,6 +378,9 @@ async def aingest_jsonl_trio(
     """:func:`flightdeck_rs.helpers.aingest_jsonl` under trio: the same reading, splitting,
     retries and summary, with the chunks as tasks of one nursery (a failed chunk stops new
     ones; those in flight finish and are counted, then the error is raised)."""
+    library = current_library()
+    if library != "trio":
+        raise unsupported(library)
     import trio
 
     from flightdeck_rs import helpers

@@ -193,7 +193,7 @@ impl NativeClient {
         }
     }
 
-    /// Sends a request; returns an awaitable for the running asyncio loop.
+    /// Sends a request; returns an awaitable for the running event loop (asyncio or trio).
     fn send_async<'py>(&self, py: Python<'py>, req: &NativeRequest) -> PyResult<Bound<'py, PyAny>> {
         let client = self.inner.clone();
         let r = req.inner.clone();
