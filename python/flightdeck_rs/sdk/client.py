@@ -2,9 +2,10 @@
 transport.
 
 Every request is defined once in the Rust core (method, path, query, body). The sync client
-blocks on it with the GIL released; the async client awaits it on the running asyncio loop.
-When an ``httpx`` client is injected, the same request goes through it instead, so
-``httpx.MockTransport``, proxies and custom CAs keep working.
+blocks on it with the GIL released (or waits cooperatively under gevent/eventlet); the async
+client awaits it on the running event loop (asyncio or trio). When an ``httpx`` client is
+injected, the same request goes through it instead, so ``httpx.MockTransport``, proxies and
+custom CAs keep working.
 """
 
 from __future__ import annotations
