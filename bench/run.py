@@ -22,6 +22,8 @@ order of the clients rotates every repeat) and reports the median of the repeats
               (``bench/service_bench.py``; the limit anchor's app uses pyreqwest)
 10. cold start a fresh ``python -c "import <sdk>, <models>"``; limit: a bare interpreter [ms]
               (``bench/coldstart_bench.py``)
+11. trio_fanout, gevent_fanout: the fan-out on trio and under gevent monkey-patching
+              (``bench/runtimes_bench.py``; no limit anchor)                  [ms, errors]
 
 The three contenders:
 
@@ -63,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import coldstart_bench  # cold-start row
+import runtimes_bench  # trio and gevent fan-out (bench/runtimes_bench.py)
 import service_bench  # service rows (uvicorn + FastAPI under load)
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -143,6 +146,7 @@ QUICK = Sizes(
 
 WORKLOADS = ("construct", "ingest", "health", "fanout", "gil", "memory", "e2e", "track")
 WORKLOADS += ("service", "coldstart")
+WORKLOADS += runtimes_bench.WORKLOADS
 
 
 # ----------------------------------------------------------------------------- events
@@ -885,6 +889,7 @@ def rows_from(w: dict[str, Any]) -> list[Row]:
         errs = w["fanout"]["errors"]
         extra = "errors: " + ", ".join(f"{n} {max(errs[n], default=0)}" for n in IMPLS)
         rows.append(mk("fanout", "async fan-out health()", w["fanout"], extra))
+    rows.extend(runtimes_bench.rows(w, mk))
     if "gil" in w:
         rows.append(mk("gil", "GIL: other thread's rate", w["gil"]))
         rows.append(mk("gil_wall", "GIL: wall of the calls", w["gil"]["wall"]))
@@ -1212,6 +1217,10 @@ def main() -> int:
                 w.update(service_bench.run(url, args.quick, checks))
             elif name == "coldstart":
                 w[name] = coldstart_bench.run(args.quick, checks)
+            elif name in runtimes_bench.WORKLOADS:  # trio and gevent fan-out
+                w[name] = runtimes_bench.run(
+                    name, url, sz.fanout_n, sz.fanout_reps, checks, progress
+                )
             progress(f"done in {time.perf_counter() - t0:.1f} s")
         prebuilt.clear()
     gc.collect()

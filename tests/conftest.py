@@ -10,13 +10,12 @@
 * ``impl``: parametrised over ``"reference"`` (``flightdeck.sdk``) and ``"ours"``
   (``flightdeck_rs.sdk``). Our package is required: an import failure is a test error.
 * ``face``: parametrised over ``"sync"`` and ``"async"``; :func:`open_client` gives one
-  blocking calling convention for both (the async client is driven by one ``asyncio.Runner``
-  so it stays on a single event loop).
+  blocking calling convention for both (the async client is driven by one ``asyncio.Runner``,
+  or one trio/anyio loop per :data:`ASYNC_BACKEND`, so it stays on a single event loop).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import os
@@ -126,17 +125,24 @@ def face(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: Event loop of the async face: ``"asyncio"``, or ``"trio"``, ``"anyio-asyncio"``,
+#: ``"anyio-trio"`` (set by ``tests/test_runtimes.py``, which re-runs async tests on them).
+ASYNC_BACKEND = "asyncio"
+
+
 class ClientFace:
     """Blocking calls over a sync or async client (``call(name, *args, **kwargs)``)."""
 
     def __init__(self, impl: Impl, face: str, base_url: str, **kwargs: Any) -> None:
         self.impl = impl
         self.face = face
-        self._runner: asyncio.Runner | None = None
+        self._runner: Any = None
         if face == "sync":
             self.client = impl.FlightdeckClient(base_url, **kwargs)
         else:
-            self._runner = asyncio.Runner()
+            from async_backends import make_runner
+
+            self._runner = make_runner(ASYNC_BACKEND)
             self.client = impl.AsyncFlightdeckClient(base_url, **kwargs)
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:

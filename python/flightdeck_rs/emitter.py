@@ -8,7 +8,6 @@ logged through the ``flightdeck_rs`` logger.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import logging
@@ -19,6 +18,7 @@ import weakref
 from types import TracebackType
 from typing import Any
 
+from flightdeck_rs import _runtimes
 from flightdeck_rs._errors import check_api_token
 from flightdeck_rs._native import NativeEmitter
 from flightdeck_rs.tracking import TrackingMixin
@@ -241,12 +241,13 @@ class Emitter(TrackingMixin):
         return self._close_result
 
     async def aflush(self, timeout_s: float = 5.0) -> bool:
-        """Awaitable :meth:`flush`; waits in a worker thread, never blocking the loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout_s)
+        """Awaitable :meth:`flush` (asyncio or trio); waits in a worker thread, never
+        blocking the loop."""
+        return await _runtimes.run_sync(self.flush, timeout_s)
 
     async def aclose(self, timeout_s: float = 5.0) -> bool:
         """Awaitable :meth:`close`."""
-        return await asyncio.get_running_loop().run_in_executor(None, self.close, timeout_s)
+        return await _runtimes.run_sync(self.close, timeout_s)
 
     def stats(self) -> dict[str, Any]:
         """Counters and gauges: ``accepted``, ``acked``, ``server_inserted``,

@@ -39,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
+from flightdeck_rs import _runtimes
 from flightdeck_rs._errors import ValidationError
 from flightdeck_rs._native import NativeExportStream
 from flightdeck_rs.models import RunEvent
@@ -826,7 +827,7 @@ async def _asend_part(
             if delay is None:
                 raise
             _log_retry(exc, len(events), attempt, max_retries, delay)
-            await asyncio.sleep(delay)
+            await _runtimes.sleep(delay)
             attempt += 1
             continue
         timer.done()
@@ -960,6 +961,11 @@ async def aingest_jsonl(
     """
     chunk_size = _positive("chunk_size", chunk_size)
     concurrency = _positive("concurrency", concurrency)
+    if asyncio._get_running_loop() is None:  # trio (or anyio on trio)
+        return await _runtimes.aingest_jsonl_trio(
+            client, path_or_file, chunk_size=chunk_size, concurrency=concurrency,
+            progress=progress, max_retries=max_retries,
+        )
     reader = await asyncio.to_thread(_LineReader, path_or_file)
     tally = _Tally(progress)
     pending: set[asyncio.Task[_Outcome]] = set()

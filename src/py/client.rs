@@ -175,7 +175,14 @@ impl NativeClient {
     fn send(&self, py: Python<'_>, req: &NativeRequest) -> PyResult<NativeResponse> {
         let client = self.inner.clone();
         let r = &req.inner;
-        match runtime::block_on(py, client.send(r))? {
+        let out = match runtime::green(py)? {
+            Some(waiter) => {
+                let owned = r.clone();
+                runtime::block_green(&waiter, async move { client.send(&owned).await })?
+            }
+            None => runtime::block_on(py, client.send(r))?,
+        };
+        match out {
             Ok(resp) => Ok(NativeResponse { inner: resp }),
             Err(e) => Err(to_pyerr_sync(
                 py,
@@ -186,7 +193,7 @@ impl NativeClient {
         }
     }
 
-    /// Sends a request; returns an awaitable for the running asyncio loop.
+    /// Sends a request; returns an awaitable for the running event loop (asyncio or trio).
     fn send_async<'py>(&self, py: Python<'py>, req: &NativeRequest) -> PyResult<Bound<'py, PyAny>> {
         let client = self.inner.clone();
         let r = req.inner.clone();
@@ -209,7 +216,8 @@ impl NativeClient {
         let client = self.inner.clone();
         let r = &req.inner;
         let url = self.inner.url_for(r);
-        match runtime::block_on_shared(py, client.open(r))? {
+        let owned = r.clone();
+        match runtime::block_on_shared(py, async move { client.open(&owned).await })? {
             Ok((head, body)) => Ok(opened(head, body, r.method.as_str(), url)),
             Err(e) => Err(to_pyerr_sync(py, e, r.method.as_str(), &url)),
         }
@@ -606,7 +614,7 @@ impl NativeClient {
         }
         let items = collect_events(py, events)?;
         let client = self.inner.clone();
-        let out = runtime::block_on(py, async move {
+        let work = async move {
             let body =
                 serialize::events_body(items.iter().map(|a| a.as_ref())).map_err(|_| None)?;
             let r = api::ingest(body);
@@ -614,7 +622,11 @@ impl NativeClient {
                 Ok(resp) => Ok((r, resp)),
                 Err(e) => Err(Some((r, e))),
             }
-        })?;
+        };
+        let out = match runtime::green(py)? {
+            Some(waiter) => runtime::block_green(&waiter, work)?,
+            None => runtime::block_on(py, work)?,
+        };
         match out {
             Ok((r, resp)) => Ok(Some((req(r), NativeResponse { inner: resp }))),
             Err(None) => Err(non_finite()),
@@ -638,21 +650,42 @@ impl NativeClient {
     ) -> PyResult<Option<NativeResponse>> {
         let client = self.inner.clone();
         let r = req.map(|r| &r.inner);
-        let (sent, encoded) = runtime::block_on(py, async move {
-            let send = async {
-                match r {
-                    Some(r) => Some(client.send(r).await),
-                    None => None,
-                }
-            };
-            let encode = async {
-                match batch {
-                    Some(b) => Some(encode_interleaved(&b.events).await),
-                    None => None,
-                }
-            };
-            tokio::join!(send, encode)
-        })?;
+        let (sent, encoded) = match runtime::green(py)? {
+            Some(waiter) => {
+                let owned = r.cloned();
+                let events = batch.map(|b| b.events.clone());
+                runtime::block_green(&waiter, async move {
+                    let send = async {
+                        match &owned {
+                            Some(r) => Some(client.send(r).await),
+                            None => None,
+                        }
+                    };
+                    let encode = async {
+                        match &events {
+                            Some(ev) => Some(encode_interleaved(ev).await),
+                            None => None,
+                        }
+                    };
+                    tokio::join!(send, encode)
+                })?
+            }
+            None => runtime::block_on(py, async move {
+                let send = async {
+                    match r {
+                        Some(r) => Some(client.send(r).await),
+                        None => None,
+                    }
+                };
+                let encode = async {
+                    match batch {
+                        Some(b) => Some(encode_interleaved(&b.events).await),
+                        None => None,
+                    }
+                };
+                tokio::join!(send, encode)
+            })?,
+        };
         if let (Some(b), Some(body)) = (batch, encoded) {
             *b.body.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
         }

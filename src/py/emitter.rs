@@ -184,7 +184,7 @@ impl NativeEmitter {
         let py = slf.py();
         let shared = slf.inner.shared();
         drop(slf);
-        Ok(py.detach(|| shared.wait_resolved(target, t)))
+        super::runtime::wait_blocking(py, move || shared.wait_resolved(target, t))
     }
 
     /// Starts closing with a delivery deadline of `timeout_s`.
@@ -198,7 +198,7 @@ impl NativeEmitter {
     fn wait_finished(slf: &Bound<'_, Self>, timeout_s: f64) -> PyResult<bool> {
         let t = secs("timeout_s", timeout_s)?;
         let shared = slf.borrow().inner.shared();
-        let done = slf.py().detach(|| shared.wait_finished(t));
+        let done = super::runtime::wait_blocking(slf.py(), move || shared.wait_finished(t))?;
         if done {
             if let Ok(mut me) = slf.try_borrow_mut() {
                 me.inner.reap();

@@ -266,7 +266,7 @@ impl NativeExportStream {
         convert(py, batch, with_lines, &self.method, &self.url, true)
     }
 
-    /// Async twin of `next_batch`: an awaitable for the running asyncio loop.
+    /// Async twin of `next_batch`: an awaitable for the running event loop (asyncio or trio).
     #[pyo3(signature = (max_events, with_lines = false))]
     fn next_batch_async<'py>(
         &self,

@@ -1,6 +1,10 @@
-//! Bridges core futures to Python: blocking with the GIL released (sync face), and asyncio
-//! futures resolved in batches on their loop's thread (async face), on the fork-aware
-//! runtime of `core::runtime`.
+//! Bridges core futures to Python, on the fork-aware runtime of `core::runtime`:
+//!
+//! - sync face: blocking with the GIL released, or, when gevent or eventlet has
+//!   monkey-patched the process, waiting cooperatively (the calling greenlet sleeps, the
+//!   others run, the I/O runs on the shared runtime and wakes the hub in batches);
+//! - async face: asyncio futures, or trio waiters (`flightdeck_rs._runtimes`), resolved in
+//!   batches on their event loop's thread: one thread-safe wake-up per burst of completions.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +15,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString};
 
 use crate::core::runtime;
 
@@ -92,13 +97,17 @@ where
 }
 
 /// Runs `fut` to completion on the shared runtime, with the GIL released and signals
-/// checked every 100 ms. For work whose state outlives one call (a streamed body), since
-/// the connection must keep being driven whichever thread resumes it.
+/// checked every 100 ms (or cooperatively under gevent/eventlet, see [`green`]). For work
+/// whose state outlives one call (a streamed body), since the connection must keep being
+/// driven whichever thread resumes it.
 pub fn block_on_shared<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
 where
-    F: Future<Output = T> + Send,
-    T: Send,
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
+    if let Some(waiter) = green(py)? {
+        return block_green(&waiter, fut);
+    }
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(PyRuntimeError::new_err(
             "a blocking call cannot be made from inside a running async runtime",
@@ -121,6 +130,118 @@ where
     })
 }
 
+// ------------------------------------------------------------------ gevent and eventlet
+
+/// `sys.modules`, to notice gevent or eventlet without importing anything.
+static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+/// `flightdeck_rs._runtimes.green_call_factory`'s answer once the process is found
+/// monkey-patched (it stays so): a `make()` giving a `GreenCall` for the calling thread's hub.
+static GREEN_CALL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GREEN_PROBE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// When gevent or eventlet has monkey-patched this process, the factory of cooperative
+/// waits (see [`block_green`]), else `None`. Without either in `sys.modules` this is two
+/// dictionary look-ups and imports nothing; it is repeated per call, since patching may
+/// happen after our import.
+///
+/// # Errors
+/// Whatever the probe in `flightdeck_rs._runtimes` raises.
+pub fn green(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    if let Some(make) = GREEN_CALL.get(py) {
+        return Ok(Some(make.bind(py).clone()));
+    }
+    let modules = SYS_MODULES.get_or_try_init(py, || {
+        py.import("sys")?
+            .getattr("modules")?
+            .cast_into::<PyDict>()
+            .map(Bound::unbind)
+            .map_err(PyErr::from)
+    })?;
+    let modules = modules.bind(py);
+    if !modules.contains(intern!(py, "gevent"))? && !modules.contains(intern!(py, "eventlet"))? {
+        return Ok(None);
+    }
+    let probe = GREEN_PROBE.get_or_try_init(py, || {
+        py.import("flightdeck_rs._runtimes")?
+            .getattr("green_call_factory")
+            .map(Bound::unbind)
+    })?;
+    let make = probe.bind(py).call0()?;
+    if make.is_none() {
+        return Ok(None);
+    }
+    let _ = GREEN_CALL.set(py, make.clone().unbind());
+    Ok(Some(make))
+}
+
+/// Aborts the I/O task of a cooperative wait that ends early (a `gevent.Timeout`, a killed
+/// greenlet, Ctrl-C): its request stops and its connection is dropped, as on asyncio.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs `fut` on the shared runtime while the calling greenlet waits cooperatively: `make()`
+/// gives a call object whose `wait()` parks the greenlet, and whose `token.schedule(drain,
+/// key)` (thread-safe) has the hub run the drain, which wakes it. Completions reach the hub
+/// in batches, as they reach an asyncio loop; no file descriptor is used per call. The value
+/// stays on the Rust side. If the wait raises, the task is aborted.
+///
+/// # Errors
+/// What the wait raises, or `RuntimeError` if the runtime cannot start.
+pub fn block_green<T, F>(make: &Bound<'_, PyAny>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let py = make.py();
+    let rt = ensure()?;
+    let call = make.call0()?;
+    let token = call.getattr(intern!(py, "token"))?;
+    let key = token.as_ptr() as usize;
+    let scheduler = Scheduler {
+        target: token.unbind(),
+        method: "schedule",
+    };
+    let slot = Arc::new(Mutex::new(None));
+    let filled = slot.clone();
+    let work = async move {
+        let v = fut.await;
+        *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        |py: Python<'_>| Ok(py.None())
+    };
+    let _abort = AbortOnDrop(spawn_for(&rt, key, scheduler, call.clone().unbind(), work));
+    call.call_method0(intern!(py, "wait"))?;
+    let v = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    v.ok_or_else(|| PyRuntimeError::new_err("the I/O task ended without a result"))
+}
+
+/// Runs a blocking wait `f`: with the GIL released, or, under gevent/eventlet, on the
+/// shared runtime's blocking pool while the calling greenlet waits cooperatively. (An
+/// early end of the cooperative wait cannot stop `f`; it ends by its own deadline.)
+///
+/// # Errors
+/// What the cooperative wait raises, or `RuntimeError` if the runtime cannot start.
+pub fn wait_blocking<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let Some(make) = green(py)? else {
+        return Ok(py.detach(f));
+    };
+    let out = block_green(
+        &make,
+        async move { tokio::task::spawn_blocking(f).await.ok() },
+    )?;
+    out.ok_or_else(|| PyRuntimeError::new_err("the waiting thread failed"))
+}
+
+// ------------------------------------------------------------------ event loops
+
 /// What a finished future hands to the event loop's thread: it builds the result (or the
 /// exception) there, with the GIL, so the I/O threads never take the GIL for a result.
 pub type Deliver = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
@@ -141,7 +262,6 @@ struct Inbox {
 }
 
 static INBOXES: Mutex<Vec<Inbox>> = Mutex::new(Vec::new());
-static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DRAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn inboxes() -> std::sync::MutexGuard<'static, Vec<Inbox>> {
@@ -182,8 +302,15 @@ fn drain_completions(py: Python<'_>, key: usize) {
     }
 }
 
+/// The thread-safe way to run a callback on an event loop's thread: asyncio's
+/// `loop.call_soon_threadsafe` or trio's `TrioToken.run_sync_soon`.
+struct Scheduler {
+    target: Py<PyAny>,
+    method: &'static str,
+}
+
 /// Queues a finished call for its loop, scheduling a drain if none is pending.
-fn complete(key: usize, event_loop: &Arc<Py<PyAny>>, c: Completion) {
+fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
     let pid = std::process::id();
     let first = {
         let mut g = inboxes();
@@ -209,21 +336,22 @@ fn complete(key: usize, event_loop: &Arc<Py<PyAny>>, c: Completion) {
                     wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())
                 })
                 .and_then(|drain| {
-                    event_loop.call_method1(
+                    scheduler.target.call_method1(
                         py,
-                        intern!(py, "call_soon_threadsafe"),
+                        PyString::intern(py, scheduler.method),
                         (drain.clone_ref(py), key),
                     )
                 });
             if scheduled.is_err() {
-                // The loop is closed: nobody can await these futures any more.
+                // The loop is closed (or the trio run finished): nobody can await these
+                // futures any more.
                 drop(take_inbox(key));
             }
         });
     }
 }
 
-/// Cancels the I/O task when its asyncio future is cancelled.
+/// Cancels the I/O task when its asyncio future (or trio waiter) is cancelled.
 #[pyclass(module = "flightdeck_rs._native", name = "_Canceller", frozen)]
 struct Canceller {
     task: tokio::task::AbortHandle,
@@ -242,13 +370,47 @@ impl Canceller {
     }
 }
 
-/// Wraps `fut` as an asyncio future of the running loop. `fut` runs on the shared I/O
-/// runtime without the GIL; its output builds the result on the loop's thread. Cancelling
-/// the asyncio future aborts the I/O task.
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FOREIGN_CALL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Spawns `fut` on the shared runtime; its output is delivered to `target` (an object with
+/// asyncio's `done`/`set_result`/`set_exception`) on the loop's thread via `scheduler`.
+fn spawn_for<F, D>(
+    rt: &tokio::runtime::Runtime,
+    key: usize,
+    scheduler: Scheduler,
+    target: Py<PyAny>,
+    fut: F,
+) -> tokio::task::AbortHandle
+where
+    F: Future<Output = D> + Send + 'static,
+    D: FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    rt.spawn(async move {
+        let deliver = fut.await;
+        complete(
+            key,
+            &scheduler,
+            Completion {
+                future: target,
+                deliver: Box::new(deliver),
+            },
+        );
+    })
+    .abort_handle()
+}
+
+/// Wraps `fut` as an awaitable of the running event loop. `fut` runs on the shared I/O
+/// runtime without the GIL; its output builds the result on the loop's thread.
+///
+/// - asyncio (any loop implementation, uvloop included, and anyio on asyncio): an asyncio
+///   future; cancelling it aborts the I/O task.
+/// - trio (and anyio on trio): a waiter from `flightdeck_rs._runtimes`, resumed through
+///   the run's `TrioToken`; a cancelled wait aborts the I/O task.
 ///
 /// # Errors
-/// `RuntimeError` when no event loop is running in this thread, or the I/O runtime cannot
-/// start.
+/// `RuntimeError` (saying what is supported) when no supported event loop is running in
+/// this thread, or when the I/O runtime cannot start.
 pub fn awaitable<'py, F, D>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
 where
     F: Future<Output = D> + Send + 'static,
@@ -257,31 +419,50 @@ where
     let rt = ensure()?;
     let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
         py.import("asyncio")?
-            .getattr("get_running_loop")
+            .getattr("_get_running_loop")
             .map(Bound::unbind)
     })?;
     let event_loop = get_loop.call0(py)?.into_bound(py);
+    if event_loop.is_none() {
+        return foreign_awaitable(py, &rt, fut);
+    }
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let key = event_loop.as_ptr() as usize;
-    let loop_ref = Arc::new(event_loop.unbind());
-    let fut_ref = future.clone().unbind();
-    let task = rt.spawn(async move {
-        let deliver = fut.await;
-        complete(
-            key,
-            &loop_ref,
-            Completion {
-                future: fut_ref,
-                deliver: Box::new(deliver),
-            },
-        );
-    });
-    let canceller = Py::new(
-        py,
-        Canceller {
-            task: task.abort_handle(),
-        },
-    )?;
+    let scheduler = Scheduler {
+        target: event_loop.unbind(),
+        method: "call_soon_threadsafe",
+    };
+    let task = spawn_for(&rt, key, scheduler, future.clone().unbind(), fut);
+    let canceller = Py::new(py, Canceller { task })?;
     future.call_method1(intern!(py, "add_done_callback"), (canceller,))?;
     Ok(future)
+}
+
+/// The awaitable for an event loop other than asyncio's: `flightdeck_rs._runtimes.foreign_call`
+/// returns a waiter for the running library (or raises, saying what is supported), whose
+/// `token.run_sync_soon` runs the drain on the loop's thread.
+fn foreign_awaitable<'py, F, D>(
+    py: Python<'py>,
+    rt: &tokio::runtime::Runtime,
+    fut: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = D> + Send + 'static,
+    D: FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
+{
+    let make = FOREIGN_CALL.get_or_try_init(py, || {
+        py.import("flightdeck_rs._runtimes")?
+            .getattr("foreign_call")
+            .map(Bound::unbind)
+    })?;
+    let call = make.bind(py).call0()?;
+    let token = call.getattr(intern!(py, "token"))?;
+    let key = token.as_ptr() as usize;
+    let scheduler = Scheduler {
+        target: token.unbind(),
+        method: "run_sync_soon",
+    };
+    let task = spawn_for(rt, key, scheduler, call.clone().unbind(), fut);
+    call.setattr(intern!(py, "canceller"), Py::new(py, Canceller { task })?)?;
+    Ok(call)
 }

@@ -2,9 +2,10 @@
 transport.
 
 Every request is defined once in the Rust core (method, path, query, body). The sync client
-blocks on it with the GIL released; the async client awaits it on the running asyncio loop.
-When an ``httpx`` client is injected, the same request goes through it instead, so
-``httpx.MockTransport``, proxies and custom CAs keep working.
+blocks on it with the GIL released (or waits cooperatively under gevent/eventlet); the async
+client awaits it on the running event loop (asyncio or trio). When an ``httpx`` client is
+injected, the same request goes through it instead, so ``httpx.MockTransport``, proxies and
+custom CAs keep working.
 """
 
 from __future__ import annotations
@@ -24,18 +25,20 @@ from flightdeck_rs._native import (
 from flightdeck_rs.models import RunEvent
 
 # Imported when first used, not with the package (see ``flightdeck_rs._lazy``): httpx only
-# matters to injected clients and error paths, asyncio to the injected async path.
+# matters to injected clients and error paths, _runtimes to the injected async path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import asyncio
     import json
     from collections.abc import Iterable
     from types import TracebackType
     from typing import Any
 
     import httpx
+
+    from flightdeck_rs import _runtimes
 else:
-    asyncio = lazy_module("asyncio", globals())
+    # The running async library's sleep for the injected path's retries (asyncio or trio).
+    _runtimes = lazy_module("flightdeck_rs._runtimes", globals())
     json = lazy_module("json", globals())
     httpx = lazy_module("httpx", globals())
 
@@ -631,7 +634,7 @@ class AsyncFlightdeckClient:
                         raise
                     delay = self._backoff_s * (2**attempt)
                     _log_retry(req, exc, attempt, self._max_retries, delay)
-                    await asyncio.sleep(delay)
+                    await _runtimes.sleep(delay)
                     attempt += 1
             status = resp.status_code
         finally:
