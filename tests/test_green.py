@@ -30,7 +30,14 @@ from fault_server import FaultServer, Hang, Respond, closed_port
 from test_trio_anyio import HangingServer
 
 HERE = pathlib.Path(__file__).resolve().parent
-PYTHON_DIR = HERE.parent / "python"
+
+
+def _child_path() -> str:
+    """The tests folder, then whatever ``PYTHONPATH`` this process has: the children import
+    the same flightdeck_rs as the tests (the installed wheel, unless the caller pointed
+    ``PYTHONPATH`` at the sources)."""
+    return os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+
 DELAY = 0.3
 GREENLETS = 24
 MODES = ("gevent", "eventlet")
@@ -97,7 +104,7 @@ def slow() -> Iterator[SlowServer]:
 
 
 def child(mode: str, scenario: str, timeout_s: float = 120, **args: Any) -> Any:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PYTHON_DIR), str(HERE)])}
+    env = {**os.environ, "PYTHONPATH": _child_path()}
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1"
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", str(HERE / "green_child.py"), mode, scenario,
@@ -164,7 +171,7 @@ def test_library_timeout_ends_the_call_and_its_connection(mode: str) -> None:
     """``gevent.Timeout`` (``eventlet.Timeout``) around a call raises as it would around the
     reference's call, and the aborted call's connection is closed before the client is."""
     hanging = HangingServer()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PYTHON_DIR), str(HERE)])}
+    env = {**os.environ, "PYTHONPATH": _child_path()}
     proc = subprocess.Popen(
         [sys.executable, "-W", "ignore", str(HERE / "green_child.py"), mode, "green_timeout",
          json.dumps({"hang": hanging.url})],
@@ -213,7 +220,7 @@ def test_gunicorn_gevent_worker_keeps_answering() -> None:
     with slow_server(3.0) as srv:
         port = _free_port()
         env = {**os.environ, "FDRS_SLOW_URL": srv.url,
-               "PYTHONPATH": os.pathsep.join([str(PYTHON_DIR), str(HERE)])}
+               "PYTHONPATH": _child_path()}
         env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1"
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
