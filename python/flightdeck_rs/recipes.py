@@ -88,32 +88,13 @@ def flatten_run(event: RunLike) -> dict[str, Any]:
     stamp = run.timestamp
     stamp = stamp.astimezone(UTC) if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
     data["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as sent on the wire
-    request = data.get("request") or {}
-    metrics = data["metrics"]
-    usage = data["usage"]
-    model = usage["model"]
-    record: dict[str, Any] = {
-        name: data[name]
-        for name in (
-            "api_version",
-            "type",
-            "timestamp",
-            "workspace_id",
-            "agent_id",
-            "release_id",
-            "run_id",
-            "tenant_id",
-            "task_id",
-            "environment",
-        )
-    }
-    for key in ("session_id", "trace_id", "span_id"):
-        record[f"request.{key}"] = request.get(key)
-    for key in ("latency_ms", "success", "error_type"):
-        record[f"metrics.{key}"] = metrics.get(key)
-    for key in ("provider", "model", "input_tokens", "output_tokens", "cached_input_tokens"):
-        record[f"usage.model.{key}"] = model.get(key)
-    record["usage.tools"] = list(usage.get("tools") or [])
+    record: dict[str, Any] = {}
+    for column in RUN_COLUMNS:  # each dotted name is a path into the dump
+        value: Any = data
+        for part in column.split("."):
+            value = (value or {}).get(part)
+        record[column] = value
+    record["usage.tools"] = list(record["usage.tools"] or [])
     for key, value in sorted((data.get("labels") or {}).items()):
         record[f"labels.{key}"] = value
     return record
