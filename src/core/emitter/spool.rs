@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +13,30 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::lock;
+
+/// Elsewhere than on Unix, files keep the permissions (ACLs) they inherit from the spool
+/// directory: `mode` is a no-op there.
+#[cfg(not(unix))]
+trait OpenOptionsExt {
+    fn mode(&mut self, mode: u32) -> &mut Self;
+}
+
+#[cfg(not(unix))]
+impl OpenOptionsExt for OpenOptions {
+    fn mode(&mut self, _mode: u32) -> &mut Self {
+        self
+    }
+}
+
+/// Makes the spool directory private to its owner (mode 0700) on Unix; elsewhere it keeps
+/// the permissions it inherits from its parent directory.
+fn make_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
 
 /// When events are written to the spool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +196,7 @@ impl Spool {
     /// The I/O error when the directory cannot be created or written.
     pub fn open(cfg: SpoolConfig) -> io::Result<(Self, Replay)> {
         fs::create_dir_all(&cfg.dir)?;
-        fs::set_permissions(&cfg.dir, fs::Permissions::from_mode(0o700))?;
+        make_private_dir(&cfg.dir)?;
         let start_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -523,6 +548,7 @@ impl Spool {
 
 /// Closes a descriptor that nothing reachable owns any more (see
 /// [`Spool::close_inherited_descriptors`]).
+#[cfg(unix)]
 #[allow(unsafe_code)]
 fn close_fd(fd: i32) {
     use std::os::fd::{FromRawFd, OwnedFd};
@@ -530,6 +556,10 @@ fn close_fd(fd: i32) {
     // are leaked by the caller and never used or dropped again, so this is its only owner.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
+
+/// No `fork` and no /proc/self/fd elsewhere: nothing is ever listed to close.
+#[cfg(not(unix))]
+fn close_fd(_fd: i32) {}
 
 #[cfg(test)]
 mod tests {
