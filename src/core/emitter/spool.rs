@@ -5,13 +5,76 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+#[cfg(unix)]
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::lock;
+
+/// Elsewhere than on Unix, files keep the permissions (ACLs) they inherit from the spool
+/// directory: `mode` is a no-op there.
+#[cfg(not(unix))]
+trait OpenOptionsExt {
+    fn mode(&mut self, mode: u32) -> &mut Self;
+}
+
+#[cfg(not(unix))]
+impl OpenOptionsExt for OpenOptions {
+    fn mode(&mut self, _mode: u32) -> &mut Self {
+        self
+    }
+}
+
+/// Positional read (`pread` on Unix, `ReadFile` at an offset on Windows): segments are read
+/// back while the writer appends to them, so reads never share a file cursor with it.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_at(file, buf, offset);
+    #[cfg(windows)]
+    return std::os::windows::fs::FileExt::seek_read(file, buf, offset);
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = (file, buf, offset);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the spool needs positional file reads (Unix or Windows)",
+        ))
+    }
+}
+
+/// [`read_at`] until `buf` is full; end of file first is `UnexpectedEof`.
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_at(file, buf, offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "spool segment ended early",
+                ))
+            }
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Makes the spool directory private to its owner (mode 0700) on Unix; elsewhere it keeps
+/// the permissions it inherits from its parent directory.
+fn make_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
 
 /// When events are written to the spool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,7 +363,7 @@ fn scan(file: &File, start: u64) -> io::Result<Scan> {
     let mut too_long = false;
     let mut offset = start;
     loop {
-        let n = file.read_at(&mut chunk, offset)?;
+        let n = read_at(file, &mut chunk, offset)?;
         if n == 0 {
             return Ok(out);
         }
@@ -341,7 +404,7 @@ impl Spool {
     /// The I/O error when the directory cannot be created or written.
     pub fn open(cfg: SpoolConfig) -> io::Result<(Self, Replay)> {
         fs::create_dir_all(&cfg.dir)?;
-        fs::set_permissions(&cfg.dir, fs::Permissions::from_mode(0o700))?;
+        make_private_dir(&cfg.dir)?;
         let start_ns = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -692,7 +755,7 @@ impl Spool {
                 let have = r.buf.len();
                 r.buf.resize(have + want, 0);
                 let at = r.offset + have as u64;
-                match seg.file.read_exact_at(&mut r.buf[have..], at) {
+                match read_exact_at(&seg.file, &mut r.buf[have..], at) {
                     Ok(()) => {}
                     Err(_) => {
                         // Unreadable: what is left of the segment is lost (counted).
@@ -827,6 +890,7 @@ impl Spool {
 
 /// Closes a descriptor that nothing reachable owns any more (see
 /// [`Spool::close_inherited_descriptors`]).
+#[cfg(unix)]
 #[allow(unsafe_code)]
 fn close_fd(fd: i32) {
     use std::os::fd::{FromRawFd, OwnedFd};
@@ -834,6 +898,10 @@ fn close_fd(fd: i32) {
     // are leaked by the caller and never used or dropped again, so this is its only owner.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
+
+/// No `fork` and no /proc/self/fd elsewhere: nothing is ever listed to close.
+#[cfg(not(unix))]
+fn close_fd(_fd: i32) {}
 
 #[cfg(test)]
 mod tests {
