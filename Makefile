@@ -129,7 +129,7 @@ dist/.sdist: $(WHEEL_INPUTS) $(wildcard CHANGELOG.md) | $(VENV_STAMP)
 	$(IN_VENV) "$(VENV)/bin/maturin" sdist --out dist
 	@touch "$@"
 
-.PHONY: dist dist-wheels smoke-dist test-pythons
+.PHONY: dist dist-wheels smoke-dist test-pythons test-abi3
 dist-wheels: venv
 	@$(MAKE) $$(for v in $(FOUND_PYTHONS); do printf 'dist/.wheel-%s ' "$$v"; done) dist/.wheel-abi3
 
@@ -190,6 +190,29 @@ test-pythons: dist-wheels ## The test suite on every CPython of PYTHON_VERSIONS 
 	done; \
 	echo "--- test-pythons:"; printf '  %s\n' "$${summary[@]}"
 
+# The model tests on the abi3 wheel (its datetime and model code differ from the per-version
+# builds'), on the newest CPython found; a venv of its own in $(PYVENVS)/abi3.
+ABI3_TESTS = tests/test_models.py tests/test_pydantic_parity.py tests/test_properties.py
+test-abi3: dist-wheels ## The model tests against the abi3 wheel on the newest CPython found
+	@v=$$(for x in $(FOUND_PYTHONS); do echo "$$x"; done | tail -n 1); t0=$$SECONDS; \
+	whl=$$(ls dist/flightdeck_rs-$(VERSION)-cp3*-abi3-*.whl); venv="$(PYVENVS)/abi3"; \
+	if [ ! -f "$$venv/.fdrs-deps" ] || [ "$$(cat "$$venv/.fdrs-deps")" != "$$v $(SUBSET_DEPS)" ]; then \
+		echo "--- $$venv: CPython $$v venv with the test dependencies"; \
+		rm -rf "$$venv"; "$$(.ci/find-python "$$v")" -m venv "$$venv"; \
+		"$$venv/bin/python" -m pip install --quiet --upgrade pip; \
+		"$$venv/bin/python" -m pip install --quiet $(SUBSET_DEPS); \
+		echo "$$v $(SUBSET_DEPS)" > "$$venv/.fdrs-deps"; \
+	fi; \
+	"$$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$$whl"; \
+	"$$venv/bin/python" -m pip install --quiet "$$whl"; \
+	"$$venv/bin/python" -c 'import flightdeck_rs._native as n, pathlib, sys; \
+		p = pathlib.Path(n.__file__).resolve(); \
+		assert p.is_relative_to(pathlib.Path(sys.prefix).resolve()) and p.name == "_native.abi3.so", p'; \
+	echo "--- CPython $$v ($$(basename "$$whl")): model tests"; \
+	venv=$$(cd "$$venv" && pwd); \
+	PATH="$$venv/bin:$$PATH" VIRTUAL_ENV="$$venv" "$$venv/bin/python" -m pytest -q $(ABI3_TESTS) $(PYTEST_ARGS); \
+	echo "--- test-abi3: passed on CPython $$v ($$((SECONDS - t0)) s)"
+
 dev: venv ## Fast local iteration: maturin develop --profile dev-opt into the venv
 	@rm -f "$(WHEEL_STAMP)"
 	$(IN_VENV) "$(VENV)/bin/maturin" develop --profile dev-opt
@@ -218,12 +241,14 @@ test-postgres: $(WHEEL_STAMP) ## Build + install the wheel, then the e2e suite o
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
-lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check, actionlint
+lint: venv ## cargo fmt --check, cargo clippy -D warnings, ruff check, mypy --strict, actionlint
 	$(CARGO) fmt --all -- --check
 	$(PYO3_ENV) $(CARGO) clippy --all-targets -- -D warnings
 	"$(VENV)/bin/ruff" check python tests bench examples .ci/smoke.py
 	@# The release workflow (shellcheck from the venv checks its `run:` scripts).
 	$(IN_VENV) actionlint .github/workflows/*.yml
+	@# The package's own types, against its stubs (no native module needed).
+	"$(VENV)/bin/mypy" --strict python/flightdeck_rs
 
 typecheck: venv ## mypy --strict on the Python package sources
 	"$(VENV)/bin/mypy" --strict python/flightdeck_rs
