@@ -792,6 +792,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retries_sleep_as_the_client_rule_says() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let delays = Arc::new(Mutex::new(Vec::new()));
+        let seen = delays.clone();
+        let mut cfg = Config::new(&url);
+        cfg.max_retries = 3;
+        cfg.backoff_s = 0.001;
+        cfg.observer = Some(Observer(Arc::new(move |n: &Notice<'_>| {
+            if let Notice::Retry { delay_s, .. } = n {
+                seen.lock().unwrap().push(*delay_s);
+            }
+        })));
+        let c = Client::new(cfg).unwrap();
+        let req = api::promote_like(api::Action::Promote, "r", "e", "1h", "x", "sdk");
+        assert!(matches!(c.send(&req).await, Err(Error::Connect(_))));
+        let rule = ClientRule {
+            max_retries: 3,
+            backoff_s: 0.001,
+        };
+        let want: Vec<f64> = (0..3).map(|n| rule.delay_s(n)).collect();
+        assert_eq!(*delays.lock().unwrap(), want);
+    }
+
+    #[tokio::test]
     async fn audit_actions_are_not_resent_after_reaching_the_server() {
         // The server accepts, reads, and closes without answering.
         let (url, hits) = server(b"").await;
