@@ -316,6 +316,11 @@ class _Failing:
         return len(events)
 
 
+class _AsyncFailing(_Failing):
+    async def ingest_run_events(self, events: list[RunEvent]) -> int:  # type: ignore[override]
+        return super().ingest_run_events(events)
+
+
 def _status_exc(status: int, retry_after: str | None = None) -> httpx.HTTPStatusError:
     request = httpx.Request("POST", "http://127.0.0.1:1/v1/events")
     headers = {"Retry-After": retry_after} if retry_after is not None else {}
@@ -349,22 +354,37 @@ def _delay_range(exc: Exception) -> tuple[float, float]:
     + [cls("boom") for cls in _client_failures()],
     ids=lambda e: str(getattr(getattr(e, "response", None), "status_code", type(e).__name__)),
 )
+@pytest.mark.parametrize("face", ["sync", "async"])
 def test_ingest_jsonl_follows_the_delivery_rule(
-    exc: Exception, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+    exc: Exception, face: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``ingest_jsonl`` raises, splits or retries (sleeping in the rule's range) as the
-    delivery rule decides for the first failure."""
+    """``ingest_jsonl`` (and ``aingest_jsonl``) raises, splits or retries (sleeping in the
+    rule's range) as the delivery rule decides for the first failure."""
+    from flightdeck_rs import _runtimes
+
     slept: list[float] = []
+
+    async def asleep(d: float) -> None:
+        slept.append(d)
+
     monkeypatch.setattr(time, "sleep", slept.append)
-    fake: Any = _Failing(exc)
+    monkeypatch.setattr(_runtimes, "sleep", asleep)
+    fake: Any = _Failing(exc) if face == "sync" else _AsyncFailing(exc)
     action, _ = _retry.delivery(exc, 0, 1)
     path = _jsonl(tmp_path / "e.jsonl", 4)
+
+    def ingest() -> Any:
+        kw: dict[str, Any] = {"chunk_size": 4, "concurrency": 1, "max_retries": 1}
+        if face == "sync":
+            return helpers.ingest_jsonl(fake, path, **kw)
+        return asyncio.run(helpers.aingest_jsonl(fake, path, **kw))
+
     if action == "give_up":
         with pytest.raises(type(exc)):
-            helpers.ingest_jsonl(fake, path, chunk_size=4, concurrency=1, max_retries=1)
+            ingest()
         assert fake.calls == [4]
         return
-    summary = helpers.ingest_jsonl(fake, path, chunk_size=4, concurrency=1, max_retries=1)
+    summary = ingest()
     assert summary.sent == 4
     if action == "split":
         assert fake.calls == [4, 2, 2] and slept == []
