@@ -13,9 +13,10 @@
 //! * [`DeliveryRule`], the rule of the two bulk paths that post `/v1/events` (the background
 //!   emitter and `ingest_jsonl`), where a repeat is harmless because the server ignores a
 //!   `run_id` it already holds: statuses 408, 425, 429 and 5xx other than 501 and transport
-//!   failures that a new attempt can cure are retried; 400, 413 and 422 split the batch;
-//!   anything else gives up. The delay is exponential with "equal jitter", capped, and never
-//!   shorter than the server's `Retry-After` (seconds or an HTTP date, clamped to the cap).
+//!   failures that a new attempt can cure are retried; 413 and any other 4xx but 401, 403
+//!   and 404 split the batch; anything else gives up. The delay is exponential with "equal
+//!   jitter", capped, and never shorter than the server's `Retry-After` (seconds or an HTTP
+//!   date, clamped to the cap).
 //!
 //! Failures are classified here too, from the core's [`Error`] ([`Transport::of_error`]) or
 //! from the name of the `httpx` exception class an injected client raised
@@ -201,11 +202,14 @@ impl DeliveryRule {
         matches!(code, 408 | 425 | 429) || ((500..=599).contains(&code) && code != 501)
     }
 
-    /// Whether a status refuses the data, so that the batch is split to isolate it.
+    /// Whether a status refuses the data, so that the batch is split to isolate it: 413 (too
+    /// large), and 400, 422 or any other 4xx that neither asks to retry (408, 425, 429) nor
+    /// says the emitter is misconfigured (401, 403, 404: splitting cannot cure those).
     pub fn refusal(code: u16) -> Option<Refusal> {
         match code {
             413 => Some(Refusal::TooLarge),
-            400 | 422 => Some(Refusal::Invalid),
+            401 | 403 | 404 | 408 | 425 | 429 => None,
+            400..=499 => Some(Refusal::Invalid),
             _ => None,
         }
     }
@@ -320,7 +324,8 @@ mod tests {
             (st(401, None), GiveUp),
             (st(403, None), GiveUp),
             (st(404, None), GiveUp),
-            (st(409, None), GiveUp),
+            (st(409, None), Split(Refusal::Invalid)),
+            (st(410, None), Split(Refusal::Invalid)),
             (st(301, None), GiveUp),
             (st(501, None), GiveUp),
             (st(408, None), Retry(ms(750))),
