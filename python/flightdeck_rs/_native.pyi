@@ -34,6 +34,9 @@ __all__ = [
     "NativeBatch",
     "collect",
     "prepare_exit",
+    "EXPORT_HEADER_KEYS",
+    "client_retry_delay",
+    "delivery_decision",
 ]
 
 __version__: str
@@ -1020,3 +1023,27 @@ class NativeBatch:
     def __len__(self) -> int: ...
 
 def collect(events: list[Any]) -> NativeBatch | None: ...
+
+# The retry rules of ``core::retry`` (see ``flightdeck_rs._retry``).
+EXPORT_HEADER_KEYS: tuple[str, str, str, str]
+
+def client_retry_delay(
+    failure: str | None,
+    *,
+    idempotent: bool,
+    attempt: int,
+    max_retries: int,
+    backoff_s: float,
+) -> float | None: ...
+def delivery_decision(
+    *,
+    status: int | None = None,
+    failure: str | None = None,
+    retry_after: str | None = None,
+    attempt: int,
+    max_retries: int | None = None,
+    base_s: float = 0.5,
+    cap_s: float = 30.0,
+    unit: float | None = None,
+    now_s: float | None = None,
+) -> tuple[Literal["retry", "split", "give_up"], float]: ...

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
-from flightdeck_rs import _runtimes
+from flightdeck_rs import _retry, _runtimes
 from flightdeck_rs._errors import ValidationError
 from flightdeck_rs._native import NativeExportStream
 from flightdeck_rs.models import RunEvent
@@ -73,10 +73,6 @@ MAX_OFFSET = 500_000
 #: ``WARNING``; read when a client is created.
 SLOW_REQUEST_S = 5.0
 
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_SPLIT_STATUSES = frozenset({400, 413, 422})
-_RETRY_BASE_S = 0.5
-_RETRY_AFTER_MAX_S = 30.0
 _BOM_BYTES = b"\xef\xbb\xbf"
 _BOM_STR = "\ufeff"
 
@@ -707,24 +703,6 @@ class _Tally:
         )
 
 
-def _retry_delay(exc: Exception, attempt: int) -> float | None:
-    """Seconds to wait before retrying after ``exc``, or ``None`` when it is final."""
-    if isinstance(exc, httpx.HTTPStatusError):
-        if exc.response.status_code not in _RETRY_STATUSES:
-            return None
-        after = exc.response.headers.get("retry-after")
-        if after is not None:
-            try:
-                return min(_RETRY_AFTER_MAX_S, max(0.0, float(after)))
-            except ValueError:
-                pass
-    elif not isinstance(exc, httpx.TransportError) or isinstance(
-        exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError
-    ):
-        return None
-    return float(_RETRY_BASE_S * (2**attempt))
-
-
 def _log_retry(exc: Exception, n: int, attempt: int, max_retries: int, delay: float) -> None:
     logger.warning(
         "POST /v1/events (%d events) failed: %s; retry %d/%d in %.1f s",
@@ -757,15 +735,14 @@ def _send_part(
         try:
             inserted = client.ingest_run_events(events)
         except Exception as exc:
-            if isinstance(exc, httpx.HTTPStatusError):
-                if exc.response.status_code in _SPLIT_STATUSES:
-                    halves = _split(exc, events, line_nos, outcome)
-                    if halves is not None:
-                        _send_part(client, halves[0], halves[1], max_retries, outcome)
-                        _send_part(client, halves[2], halves[3], max_retries, outcome)
-                    return
-            delay = _retry_delay(exc, attempt) if attempt < max_retries else None
-            if delay is None:
+            action, delay = _retry.delivery(exc, attempt, max_retries)
+            if action == "split" and isinstance(exc, httpx.HTTPStatusError):
+                halves = _split(exc, events, line_nos, outcome)
+                if halves is not None:
+                    _send_part(client, halves[0], halves[1], max_retries, outcome)
+                    _send_part(client, halves[2], halves[3], max_retries, outcome)
+                return
+            if action != "retry":
                 raise
             _log_retry(exc, len(events), attempt, max_retries, delay)
             time.sleep(delay)
@@ -816,15 +793,14 @@ async def _asend_part(
         try:
             inserted = await client.ingest_run_events(events)
         except Exception as exc:
-            if isinstance(exc, httpx.HTTPStatusError):
-                if exc.response.status_code in _SPLIT_STATUSES:
-                    halves = _split(exc, events, line_nos, outcome)
-                    if halves is not None:
-                        await _asend_part(client, halves[0], halves[1], max_retries, outcome)
-                        await _asend_part(client, halves[2], halves[3], max_retries, outcome)
-                    return
-            delay = _retry_delay(exc, attempt) if attempt < max_retries else None
-            if delay is None:
+            action, delay = _retry.delivery(exc, attempt, max_retries)
+            if action == "split" and isinstance(exc, httpx.HTTPStatusError):
+                halves = _split(exc, events, line_nos, outcome)
+                if halves is not None:
+                    await _asend_part(client, halves[0], halves[1], max_retries, outcome)
+                    await _asend_part(client, halves[2], halves[3], max_retries, outcome)
+                return
+            if action != "retry":
                 raise
             _log_retry(exc, len(events), attempt, max_retries, delay)
             await _runtimes.sleep(delay)
@@ -864,10 +840,12 @@ def ingest_jsonl(
     Lines are read and validated as they are needed (memory holds about
     ``concurrency + 1`` chunks). Blank lines are skipped; a line that is not a valid
     ``RunEvent`` is reported with its line number and the rest are still sent. Chunks go out
-    on up to ``concurrency`` threads. When the server refuses a chunk (400/413/422) it is
-    split in halves until the offending lines are isolated and reported. Connection failures
-    and 429/502/503/504 are retried ``max_retries`` times with backoff (``Retry-After`` is
-    honoured); this is safe because the server ignores an already stored ``run_id``.
+    on up to ``concurrency`` threads. Failures follow the delivery rule shared with the
+    emitter (README, "Retries"): when the server refuses a chunk (400/413/422) it is split in
+    halves until the offending lines are isolated and reported; connection failures,
+    timeouts and 408/425/429/5xx (but 501) are retried ``max_retries`` times with backoff
+    (``Retry-After`` is honoured); this is safe because the server ignores an already stored
+    ``run_id``.
 
     Args:
         client: A :class:`~flightdeck_rs.FlightdeckClient` (shared by the worker threads).

@@ -51,21 +51,7 @@ pub enum Error {
     NonFinite,
 }
 
-/// Whether a failed attempt may have reached the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// The request never left: retrying cannot duplicate a side effect.
-    Connect,
-    /// The request may have been received and acted upon.
-    AfterSend,
-}
-
 impl Error {
-    /// `true` for the transport failures the reference SDK retries (every `RequestError`).
-    pub fn is_transport(&self) -> bool {
-        !matches!(self, Self::Closed | Self::NonFinite | Self::InvalidUrl(_))
-    }
-
     /// The name of the exception class the caller sees (an `httpx` class for transport
     /// failures).
     pub fn class_name(&self) -> &'static str {
@@ -83,20 +69,6 @@ impl Error {
             Self::InvalidUrl(_) => "InvalidURL",
             Self::Closed => "RuntimeError",
             Self::NonFinite => "ValueError",
-        }
-    }
-
-    /// Whether the request could have reached the server.
-    pub fn phase(&self) -> Phase {
-        match self {
-            Self::Connect(_)
-            | Self::ConnectTimeout(_)
-            | Self::UnsupportedProtocol(_)
-            | Self::LocalProtocol(_)
-            | Self::InvalidUrl(_)
-            | Self::Closed
-            | Self::NonFinite => Phase::Connect,
-            _ => Phase::AfterSend,
         }
     }
 

@@ -8,5 +8,6 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod json;
+pub mod retry;
 pub mod runtime;
 pub mod transport;

@@ -1,5 +1,8 @@
 //! The native transport: a keep-alive reqwest client per SDK client, URL joining, the
-//! bearer header and the retry loop.
+//! bearer header and the retry loop (whose decisions are [`retry::ClientRule`]'s).
+//!
+//! [`http_client`] and [`Target`] are also how the emitter's sender builds its client and
+//! requests, so both speak to the server the same way.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -15,8 +18,125 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use tokio::sync::{watch, Semaphore};
 
 use crate::core::api::{ApiRequest, Method};
-use crate::core::error::{Error, Phase};
+use crate::core::error::Error;
+use crate::core::retry::{ClientRule, Decision, Transport};
 use crate::core::runtime;
+
+/// How the crate's reqwest clients are built; see [`http_client`].
+#[derive(Clone, Copy, Debug)]
+pub struct HttpOptions {
+    pub user_agent: &'static str,
+    /// Time allowed to connect (TCP and TLS); `None`: no limit.
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed between reads of the response; `None`: no limit.
+    pub read_timeout: Option<Duration>,
+    /// Idle keep-alive connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+/// The one reqwest client builder of the crate: redirects never followed (the bearer token
+/// stays with its host), HTTP/1.1 only (what the server speaks; no HTTP/2 code compiled in),
+/// `TCP_NODELAY`, idle connections closed after 4 s (before the server's keep-alive ends).
+///
+/// # Errors
+/// The builder's failure (e.g. no TLS roots), as an [`Error`].
+pub fn http_client(opts: &HttpOptions) -> Result<reqwest::Client, Error> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(opts.user_agent)
+        .pool_idle_timeout(Duration::from_secs(4))
+        .pool_max_idle_per_host(opts.max_idle_per_host.max(1))
+        .http1_only()
+        .tcp_nodelay(true);
+    if let Some(t) = opts.connect_timeout {
+        b = b.connect_timeout(t);
+    }
+    if let Some(t) = opts.read_timeout {
+        b = b.read_timeout(t);
+    }
+    b.build().map_err(|e| Error::from_reqwest(&e))
+}
+
+/// Where requests go and as whom: the base URL and the bearer header.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Base URL with trailing slashes removed; request URLs are `base_url + path`.
+    base_url: String,
+    auth: Option<HeaderValue>,
+}
+
+impl Target {
+    /// # Errors
+    /// [`Error::LocalProtocol`] when the token cannot be sent as a header value.
+    pub fn new(base_url: &str, api_token: Option<&str>) -> Result<Self, Error> {
+        let auth = match api_token {
+            Some(t) if !t.is_empty() => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                    Error::LocalProtocol(
+                        "api_token contains characters not allowed in an HTTP header".into(),
+                    )
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            auth,
+        })
+    }
+
+    /// The absolute URL of a request, as text.
+    pub fn url_for(&self, req: &ApiRequest) -> String {
+        format!("{}{}", self.base_url, req.path_and_query())
+    }
+
+    /// The absolute URL of a request, checked as httpx checks it.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedProtocol`] without an `http(s)://` scheme, [`Error::InvalidUrl`]
+    /// when it does not parse.
+    pub fn url(&self, req: &ApiRequest) -> Result<reqwest::Url, Error> {
+        let full = self.url_for(req);
+        let lower = full.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(if lower.contains("://") {
+                Error::UnsupportedProtocol(format!(
+                    "Request URL has an unsupported protocol '{}'.",
+                    full.split("://").next().unwrap_or_default()
+                ))
+            } else {
+                Error::UnsupportedProtocol(
+                    "Request URL is missing an 'http://' or 'https://' protocol.".into(),
+                )
+            });
+        }
+        reqwest::Url::parse(&full).map_err(|e| Error::InvalidUrl(format!("Invalid URL: {e}")))
+    }
+
+    /// A request to `url` with its method and the SDK's headers (content type for a body,
+    /// bearer token); the caller adds the body.
+    pub fn request(
+        &self,
+        http: &reqwest::Client,
+        url: reqwest::Url,
+        req: &ApiRequest,
+    ) -> reqwest::RequestBuilder {
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        let mut headers = HeaderMap::with_capacity(2);
+        if req.body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if let Some(a) = &self.auth {
+            headers.insert(AUTHORIZATION, a.clone());
+        }
+        http.request(method, url).headers(headers)
+    }
+}
 
 /// How a client talks to the server.
 #[derive(Clone, Debug)]
@@ -140,7 +260,8 @@ static CLIENT_IDS: AtomicU64 = AtomicU64::new(1);
 pub struct Client {
     id: u64,
     cfg: Config,
-    auth: Option<HeaderValue>,
+    target: Target,
+    rule: ClientRule,
     /// The pool used from the shared runtime (async face).
     http: Mutex<Option<Http>>,
     closed: Arc<AtomicBool>,
@@ -155,23 +276,17 @@ impl Client {
     /// # Errors
     /// [`Error::LocalProtocol`] when the token cannot be sent as a header value.
     pub fn new(cfg: Config) -> Result<Self, Error> {
-        let auth = match cfg.api_token.as_deref() {
-            Some(t) if !t.is_empty() => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
-                    Error::LocalProtocol(
-                        "api_token contains characters not allowed in an HTTP header".into(),
-                    )
-                })?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            _ => None,
+        let target = Target::new(&cfg.base_url, cfg.api_token.as_deref())?;
+        let rule = ClientRule {
+            max_retries: cfg.max_retries,
+            backoff_s: cfg.backoff_s,
         };
         let slots = Semaphore::new(cfg.max_in_flight.max(1));
         Ok(Self {
             id: CLIENT_IDS.fetch_add(1, Ordering::Relaxed),
             cfg,
-            auth,
+            target,
+            rule,
             http: Mutex::new(None),
             closed: Arc::new(AtomicBool::new(false)),
             shutdown: watch::Sender::new(false),
@@ -186,7 +301,7 @@ impl Client {
 
     /// The absolute URL of a request.
     pub fn url_for(&self, req: &ApiRequest) -> String {
-        format!("{}{}", self.cfg.base_url, req.path_and_query())
+        self.target.url_for(req)
     }
 
     /// Headers the SDK adds to a request (auth, content type), in wire order.
@@ -294,40 +409,16 @@ impl Client {
     }
 
     fn build_http(&self) -> Result<reqwest::Client, Error> {
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("flightdeck-rs/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(4))
-            .pool_max_idle_per_host(self.cfg.max_in_flight.max(1))
-            .http1_only()
-            .tcp_nodelay(true);
-        if let Some(t) = self.cfg.timeout {
+        let t = self.cfg.timeout;
+        http_client(&HttpOptions {
+            user_agent: concat!("flightdeck-rs/", env!("CARGO_PKG_VERSION")),
+            connect_timeout: t,
             // The head's deadline runs from the start of the request, connecting included;
             // the margin lets a stalled connect or TLS handshake end as the connect timeout
             // it is (never sent, so safe to retry) rather than as a read timeout.
-            b = b
-                .connect_timeout(t)
-                .read_timeout(t + CONNECT_MARGIN.min(t / 2));
-        }
-        b.build().map_err(|e| Error::from_reqwest(&e))
-    }
-
-    fn parse_url(&self, req: &ApiRequest) -> Result<reqwest::Url, Error> {
-        let full = self.url_for(req);
-        let lower = full.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(if lower.contains("://") {
-                Error::UnsupportedProtocol(format!(
-                    "Request URL has an unsupported protocol '{}'.",
-                    full.split("://").next().unwrap_or_default()
-                ))
-            } else {
-                Error::UnsupportedProtocol(
-                    "Request URL is missing an 'http://' or 'https://' protocol.".into(),
-                )
-            });
-        }
-        reqwest::Url::parse(&full).map_err(|e| Error::InvalidUrl(format!("Invalid URL: {e}")))
+            read_timeout: t.map(|t| t + CONNECT_MARGIN.min(t / 2)),
+            max_idle_per_host: self.cfg.max_in_flight,
+        })
     }
 
     /// Sends one attempt and reads the response head.
@@ -337,15 +428,9 @@ impl Client {
         req: &ApiRequest,
     ) -> Result<(Response, reqwest::Response), Error> {
         let http = self.http()?;
-        let method = match req.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-        };
-        let mut headers = HeaderMap::with_capacity(2);
-        let mut rb = http.request(method, url);
+        let mut rb = self.target.request(&http, url, req);
         let mut upload = None;
         if let Some(body) = &req.body {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             if body.len() > TRACKED_UPLOAD_OVER {
                 let (tracked, done) = Upload::new(Bytes::from(body.clone()));
                 upload = Some(done);
@@ -354,10 +439,7 @@ impl Client {
                 rb = rb.body(body.clone());
             }
         }
-        if let Some(a) = &self.auth {
-            headers.insert(AUTHORIZATION, a.clone());
-        }
-        let resp = rb.headers(headers).send().await.map_err(|e| {
+        let resp = rb.send().await.map_err(|e| {
             match (Error::from_reqwest(&e), upload) {
                 // The server stopped reading before the body was all handed over.
                 (Error::ReadTimeout(m), Some(done)) if !done.load(Ordering::Acquire) => {
@@ -411,7 +493,7 @@ impl Client {
             return Err(Error::Closed);
         }
         let started = std::time::Instant::now();
-        let url = self.parse_url(req);
+        let url = self.target.url(req);
         let mut attempt: u32 = 0;
         let result = loop {
             let result = match &url {
@@ -430,28 +512,22 @@ impl Client {
             match result {
                 Ok(r) => break Ok(r),
                 Err(e) => {
-                    let may_retry = e.is_transport()
-                        && (req.idempotent || e.phase() == Phase::Connect)
-                        && attempt < self.cfg.max_retries
-                        && !self.is_closed();
-                    if !may_retry {
-                        break Err(e);
-                    }
-                    let delay = self.cfg.backoff_s * 2f64.powi(attempt as i32);
-                    let delay = if delay > 0.0 && delay.is_finite() {
-                        delay.min(3600.0)
-                    } else {
-                        0.0
+                    let decision =
+                        self.rule
+                            .decide(Transport::of_error(&e), req.idempotent, attempt);
+                    let delay = match decision {
+                        Decision::Retry(d) if !self.is_closed() => d,
+                        _ => break Err(e),
                     };
                     self.notify(&Notice::Retry {
                         req,
                         attempt: attempt + 1,
                         max_retries: self.cfg.max_retries,
-                        delay_s: delay,
+                        delay_s: self.rule.delay_s(attempt),
                         error: &e,
                     });
-                    if delay > 0.0 {
-                        tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
                     }
                     attempt += 1;
                 }
@@ -477,8 +553,9 @@ impl Client {
         }
     }
 
-    /// Sends `req`, retrying transport failures up to `max_retries` times with exponential
-    /// backoff. Non-idempotent requests are retried only when they never reached the server.
+    /// Sends `req`, retrying transport failures as [`ClientRule`] decides: up to
+    /// `max_retries` times with exponential backoff; non-idempotent requests only when they
+    /// never reached the server.
     ///
     /// # Errors
     /// The last attempt's [`Error`]; HTTP error statuses are returned as a [`Response`].
@@ -715,6 +792,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retries_sleep_as_the_client_rule_says() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        let delays = Arc::new(Mutex::new(Vec::new()));
+        let seen = delays.clone();
+        let mut cfg = Config::new(&url);
+        cfg.max_retries = 3;
+        cfg.backoff_s = 0.001;
+        cfg.observer = Some(Observer(Arc::new(move |n: &Notice<'_>| {
+            if let Notice::Retry { delay_s, .. } = n {
+                seen.lock().unwrap().push(*delay_s);
+            }
+        })));
+        let c = Client::new(cfg).unwrap();
+        let req = api::promote_like(api::Action::Promote, "r", "e", "1h", "x", "sdk");
+        assert!(matches!(c.send(&req).await, Err(Error::Connect(_))));
+        let rule = ClientRule {
+            max_retries: 3,
+            backoff_s: 0.001,
+        };
+        let want: Vec<f64> = (0..3).map(|n| rule.delay_s(n)).collect();
+        assert_eq!(*delays.lock().unwrap(), want);
+    }
+
+    #[tokio::test]
     async fn audit_actions_are_not_resent_after_reaching_the_server() {
         // The server accepts, reads, and closes without answering.
         let (url, hits) = server(b"").await;
@@ -724,10 +827,14 @@ mod tests {
         let c = Client::new(cfg).unwrap();
         let req = api::promote_like(api::Action::Promote, "r", "e", "1h", "x", "sdk");
         let e = c.send(&req).await.unwrap_err();
-        assert!(e.phase() == Phase::AfterSend, "{e:?}");
+        assert_eq!(
+            Transport::of_error(&e),
+            Some(Transport::Interrupted),
+            "{e:?}"
+        );
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         let e2 = c.send(&api::health()).await.unwrap_err();
-        assert!(e2.is_transport());
+        assert!(Transport::of_error(&e2).is_some());
         assert_eq!(hits.load(Ordering::SeqCst), 1 + 4);
     }
 

@@ -8,9 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::core::emitter::spool::{Mode as SpoolMode, SpoolConfig};
-use crate::core::emitter::{backoff::Backoff, Config, Emitter, Level, Rejected};
+use crate::core::emitter::{Config, Emitter, Level, Rejected};
 use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
+use crate::core::retry::DeliveryRule;
 
 use super::models::{raise_json_errors, validate_event, PyRunEvent};
 
@@ -128,12 +129,10 @@ impl NativeEmitter {
             secs("flush_interval_s", flush_interval_s)?.max(Duration::from_millis(1));
         cfg.connect_timeout = secs("connect_timeout_s", connect_timeout_s)?;
         cfg.request_timeout = secs("request_timeout_s", request_timeout_s)?;
-        let cap = secs("backoff_max_s", backoff_max_s)?;
-        cfg.backoff = Backoff {
+        cfg.retry = DeliveryRule {
             base: secs("backoff_base_s", backoff_base_s)?,
-            cap,
+            cap: secs("backoff_max_s", backoff_max_s)?,
         };
-        cfg.retry_cap = cap;
         let mode = match spool_mode {
             "async" => SpoolMode::Async,
             "sync" => SpoolMode::Sync,

@@ -6,6 +6,7 @@ pub mod emitter;
 pub mod errors;
 pub mod export;
 pub mod models;
+pub mod retry;
 pub mod runtime;
 
 use pyo3::prelude::*;
@@ -47,5 +48,11 @@ pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::ingest, m)?)?;
     m.add_class::<client::NativeBatch>()?;
     m.add_function(wrap_pyfunction!(client::collect, m)?)?;
+    m.add_function(wrap_pyfunction!(retry::client_retry_delay, m)?)?;
+    m.add_function(wrap_pyfunction!(retry::delivery_decision, m)?)?;
+    m.add(
+        "EXPORT_HEADER_KEYS",
+        pyo3::types::PyTuple::new(m.py(), crate::core::api::EXPORT_HEADER_KEYS)?,
+    )?;
     Ok(())
 }

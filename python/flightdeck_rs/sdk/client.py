@@ -35,35 +35,18 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from flightdeck_rs import _runtimes
+    from flightdeck_rs import _retry, _runtimes
 else:
     # The running async library's sleep for the injected path's retries (asyncio or trio).
     _runtimes = lazy_module("flightdeck_rs._runtimes", globals())
+    # The retry rule of the injected path (core/retry.rs), needed only after a failure.
+    _retry = lazy_module("flightdeck_rs._retry", globals())
     json = lazy_module("json", globals())
     httpx = lazy_module("httpx", globals())
 
 __all__ = ["FlightdeckClient", "AsyncFlightdeckClient"]
 
-EXPORT_HEADER_KEYS = (
-    "X-Flightdeck-Matched-Total",
-    "X-Flightdeck-Returned",
-    "X-Flightdeck-Offset",
-    "X-Flightdeck-Truncated",
-)
-
-# Failures raised before a request could reach the server: retrying them cannot record an
-# audit action twice. (Names, resolved on first use: httpx is imported lazily.)
-_NEVER_SENT_NAMES = (
-    "ConnectError",
-    "ConnectTimeout",
-    "PoolTimeout",
-    "UnsupportedProtocol",
-    "LocalProtocolError",
-)
-
-
-def _never_sent() -> tuple[type[Exception], ...]:
-    return tuple(getattr(httpx, name) for name in _NEVER_SENT_NAMES)
+EXPORT_HEADER_KEYS = _native.EXPORT_HEADER_KEYS
 
 
 def _native_client(
@@ -150,10 +133,6 @@ def _log_if_slow(
         _logging.slow(req.method, _log_path(req), elapsed, attempts, status)
 
 
-def _may_retry(req: NativeRequest, exc: httpx.RequestError) -> bool:
-    return req.idempotent or isinstance(exc, _never_sent())
-
-
 def _as_list(events: Iterable[Any]) -> list[Any]:
     return events if type(events) is list else list(events)
 
@@ -228,9 +207,15 @@ class FlightdeckClient:
                         resp = client.request(req.method, url, content=body, headers=headers)
                     break
                 except httpx.RequestError as exc:
-                    if attempt >= self._max_retries or not _may_retry(req, exc):
+                    delay = _retry.client_retry_delay(
+                        exc,
+                        idempotent=req.idempotent,
+                        attempt=attempt,
+                        max_retries=self._max_retries,
+                        backoff_s=self._backoff_s,
+                    )
+                    if delay is None:
                         raise
-                    delay = self._backoff_s * (2**attempt)
                     _log_retry(req, exc, attempt, self._max_retries, delay)
                     time.sleep(delay)
                     attempt += 1
@@ -630,9 +615,15 @@ class AsyncFlightdeckClient:
                         resp = await client.request(req.method, url, content=body, headers=headers)
                     break
                 except httpx.RequestError as exc:
-                    if attempt >= self._max_retries or not _may_retry(req, exc):
+                    delay = _retry.client_retry_delay(
+                        exc,
+                        idempotent=req.idempotent,
+                        attempt=attempt,
+                        max_retries=self._max_retries,
+                        backoff_s=self._backoff_s,
+                    )
+                    if delay is None:
                         raise
-                    delay = self._backoff_s * (2**attempt)
                     _log_retry(req, exc, attempt, self._max_retries, delay)
                     await _runtimes.sleep(delay)
                     attempt += 1

@@ -2,7 +2,6 @@
 //! sender thread per emitter batches them to `POST /v1/events` with retries, bounded
 //! memory, flush/close deadlines and fork safety. The sender never touches Python.
 
-pub mod backoff;
 mod sender;
 pub mod spool;
 
@@ -11,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::core::retry::DeliveryRule;
 
 /// Emitter settings.
 #[derive(Clone, Debug)]
@@ -26,9 +27,9 @@ pub struct Config {
     pub flush_interval: Duration,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
-    pub backoff: backoff::Backoff,
-    /// Upper bound for `Retry-After` and for retries while misconfigured.
-    pub retry_cap: Duration,
+    /// Retry timing (base and cap of the backoff, also the bound of `Retry-After` and the
+    /// pause between attempts while misconfigured); the decisions are the delivery rule's.
+    pub retry: DeliveryRule,
     /// Durable spool, off by default.
     pub spool: Option<spool::SpoolConfig>,
 }
@@ -47,11 +48,7 @@ impl Config {
             flush_interval: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
-            backoff: backoff::Backoff {
-                base: Duration::from_millis(500),
-                cap: Duration::from_secs(30),
-            },
-            retry_cap: Duration::from_secs(30),
+            retry: DeliveryRule::DEFAULT,
             spool: None,
         }
     }
@@ -861,7 +858,7 @@ mod tests {
         let mut cfg = Config::new(&format!("http://127.0.0.1:{port}"));
         cfg.max_queue_events = 10;
         cfg.max_batch_events = 5;
-        cfg.backoff = backoff::Backoff {
+        cfg.retry = DeliveryRule {
             base: Duration::from_millis(5),
             cap: Duration::from_millis(20),
         };
@@ -896,7 +893,7 @@ mod tests {
             let mut cfg = Config::new(&format!("http://127.0.0.1:{port}"));
             cfg.max_queue_events = 10;
             cfg.max_batch_events = 5;
-            cfg.backoff = backoff::Backoff {
+            cfg.retry = DeliveryRule {
                 base: Duration::from_millis(5),
                 cap: Duration::from_millis(20),
             };

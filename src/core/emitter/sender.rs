@@ -1,5 +1,9 @@
 //! The sender thread: takes batches from the queue, posts them, and resolves every event
 //! exactly once (acknowledged or dropped with a reason). It never calls into Python.
+//!
+//! Requests are built as the client's are (`api::ingest`, [`transport::http_client`],
+//! [`transport::Target`]); what follows a failure is the
+//! [`DeliveryRule`](crate::core::retry::DeliveryRule)'s decision.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -7,11 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::RETRY_AFTER;
 
-use super::backoff::retry_after;
 use super::spool::AppendError;
 use super::{lock, Item, Level, Shared, State};
+use crate::core::api;
+use crate::core::retry::{Decision, Failure, Refusal, Transport};
+use crate::core::transport::{self, HttpOptions, Target};
 
 pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -21,9 +27,10 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
 
 struct Io {
     rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
+    http: reqwest::Client,
+    target: Target,
+    /// Where events go, for messages.
     url: String,
-    auth: Option<HeaderValue>,
 }
 
 fn supervise(s: Arc<Shared>) {
@@ -69,29 +76,23 @@ fn build_io(s: &Shared) -> Result<Io, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("flightdeck-rs-emitter/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(s.cfg.connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(4))
-        .http1_only()
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let auth = match s.cfg.api_token.as_deref() {
-        Some(t) if !t.is_empty() => {
-            let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
-                .map_err(|_| "api_token is not a valid header value".to_string())?;
-            v.set_sensitive(true);
-            Some(v)
-        }
-        _ => None,
-    };
+    // One request at a time: one idle connection is all it can reuse. The whole-request
+    // timeout is set per request (it shrinks to the close deadline).
+    let http = transport::http_client(&HttpOptions {
+        user_agent: concat!("flightdeck-rs-emitter/", env!("CARGO_PKG_VERSION")),
+        connect_timeout: Some(s.cfg.connect_timeout),
+        read_timeout: None,
+        max_idle_per_host: 1,
+    })
+    .map_err(|e| e.to_string())?;
+    let target =
+        Target::new(&s.cfg.base_url, s.cfg.api_token.as_deref()).map_err(|e| e.to_string())?;
+    let url = target.url_for(&api::ingest(Vec::new()));
     Ok(Io {
         rt,
-        client,
-        url: format!("{}/v1/events", s.cfg.base_url),
-        auth,
+        http,
+        target,
+        url,
     })
 }
 
@@ -343,27 +344,35 @@ fn pause(s: &Shared, d: Duration) {
 
 enum Outcome {
     Ok(u64),
-    Retry(Option<Duration>, String),
-    Split(&'static str, String),
-    Misconfigured(String),
+    /// The delivery rule's decision, and what went wrong.
+    Failed(Decision, String),
 }
 
-fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
+/// Posts one batch; `attempt` (0-based) counts the failed attempts of this batch before.
+fn post(s: &Shared, io: &Io, body: Vec<u8>, attempt: u32) -> Outcome {
+    let rule = &s.cfg.retry;
+    let decide = |failure: Failure<'_>| {
+        rule.decide(failure, attempt, None, fastrand::f64(), SystemTime::now())
+    };
     let mut timeout = s.cfg.request_timeout;
     if let Some(d) = s.deadline() {
         timeout = timeout.min(d.saturating_duration_since(Instant::now()));
     }
     if timeout.is_zero() {
-        return Outcome::Retry(None, "close deadline reached".into());
+        let wait = rule.backoff(attempt, fastrand::f64());
+        return Outcome::Failed(Decision::Retry(wait), "close deadline reached".into());
     }
-    let mut rb = io
-        .client
-        .post(&io.url)
-        .header(CONTENT_TYPE, "application/json")
-        .timeout(timeout)
-        .body(body);
-    if let Some(a) = &io.auth {
-        rb = rb.header(AUTHORIZATION, a.clone());
+    let req = api::ingest(body);
+    let url = match io.target.url(&req) {
+        Ok(u) => u,
+        Err(e) => {
+            let failure = Transport::of_error(&e).map_or(Failure::Other, Failure::Transport);
+            return Outcome::Failed(decide(failure), e.to_string());
+        }
+    };
+    let mut rb = io.target.request(&io.http, url, &req).timeout(timeout);
+    if let Some(body) = req.body {
+        rb = rb.body(body);
     }
     s.counters.requests.fetch_add(1, Ordering::AcqRel);
     let result = io.rt.block_on(async {
@@ -374,7 +383,7 @@ fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| retry_after(v, SystemTime::now(), s.cfg.retry_cap));
+                .map(str::to_owned);
             let bytes = resp.bytes().await?;
             Ok::<_, reqwest::Error>((status, ra, bytes))
         };
@@ -402,31 +411,34 @@ fn post(s: &Shared, io: &Io, body: Vec<u8>) -> Outcome {
     let (status, ra, bytes) = match result {
         Some(Ok(r)) => r,
         Some(Err(e)) => {
-            return Outcome::Retry(
-                None,
-                crate::core::error::Error::from_reqwest(&e).to_string(),
-            )
+            let e = crate::core::error::Error::from_reqwest(&e);
+            let failure = Transport::of_error(&e).map_or(Failure::Other, Failure::Transport);
+            return Outcome::Failed(decide(failure), e.to_string());
         }
-        None => return Outcome::Retry(None, "request cut at the close deadline".into()),
+        None => {
+            let wait = rule.backoff(attempt, fastrand::f64());
+            return Outcome::Failed(
+                Decision::Retry(wait),
+                "request cut at the close deadline".into(),
+            );
+        }
     };
     let detail = || {
         let text = String::from_utf8_lossy(&bytes);
         let text: String = text.chars().take(2000).collect();
         format!("HTTP {status}: {text}")
     };
-    match status {
-        200..=299 => {
-            let inserted = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("inserted").and_then(serde_json::Value::as_u64));
-            Outcome::Ok(inserted.unwrap_or(u64::MAX))
-        }
-        401 | 403 | 404 | 501 => Outcome::Misconfigured(detail()),
-        408 | 425 | 429 | 500..=599 => Outcome::Retry(ra, detail()),
-        413 => Outcome::Split("too_large", detail()),
-        400..=499 => Outcome::Split("invalid", detail()),
-        _ => Outcome::Misconfigured(detail()),
+    if (200..=299).contains(&status) {
+        let inserted = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("inserted").and_then(serde_json::Value::as_u64));
+        return Outcome::Ok(inserted.unwrap_or(u64::MAX));
     }
+    let failure = Failure::Status {
+        code: status,
+        retry_after: ra.as_deref(),
+    };
+    Outcome::Failed(decide(failure), detail())
 }
 
 fn join(batch: &[Item]) -> Vec<u8> {
@@ -463,7 +475,7 @@ fn deliver_pending(s: &Shared, io: &Io) {
             return;
         }
         let n = batch.len();
-        match post(s, io, join(&batch)) {
+        match post(s, io, join(&batch), attempt) {
             Outcome::Ok(inserted) => {
                 lock(&s.pending).pop_front();
                 let inserted = inserted.min(n as u64);
@@ -476,13 +488,13 @@ fn deliver_pending(s: &Shared, io: &Io) {
                 attempt = 0;
                 finish(s, &batch);
             }
-            Outcome::Split(reason, detail) => {
+            Outcome::Failed(Decision::Split(reason), detail) => {
                 let mut p = lock(&s.pending);
                 p.pop_front();
                 if n == 1 {
                     drop(p);
                     let c = &s.counters;
-                    let counter = if reason == "too_large" {
+                    let counter = if reason == Refusal::TooLarge {
                         &c.dropped_too_large
                     } else {
                         &c.dropped_invalid
@@ -491,7 +503,8 @@ fn deliver_pending(s: &Shared, io: &Io) {
                         s.notice(
                             Level::Warning,
                             format!(
-                                "emitter dropped an event the server rejected ({reason}): {detail}"
+                                "emitter dropped an event the server rejected ({}): {detail}",
+                                reason.as_str()
                             ),
                         );
                     }
@@ -505,15 +518,15 @@ fn deliver_pending(s: &Shared, io: &Io) {
                     p.push_front(first);
                 }
             }
-            Outcome::Retry(hint, detail) => {
+            Outcome::Failed(Decision::Retry(wait), detail) => {
                 s.counters.retries.fetch_add(1, Ordering::AcqRel);
                 s.set_state(State::Retrying);
                 s.set_error(detail);
-                let backoff = s.cfg.backoff.delay(attempt, fastrand::f64());
                 attempt = attempt.saturating_add(1);
-                pause(s, hint.map_or(backoff, |h| h.max(backoff.min(h + backoff))));
+                pause(s, wait);
             }
-            Outcome::Misconfigured(detail) => {
+            // A background sender cannot raise: it keeps the events and tries again slowly.
+            Outcome::Failed(Decision::GiveUp, detail) => {
                 s.counters.retries.fetch_add(1, Ordering::AcqRel);
                 s.set_state(State::Misconfigured);
                 if !s.warned_misconfigured.swap(true, Ordering::AcqRel) {
@@ -521,12 +534,12 @@ fn deliver_pending(s: &Shared, io: &Io) {
                         Level::Error,
                         format!(
                             "emitter cannot deliver to {}: {detail}; events are kept and retried every {:?}",
-                            io.url, s.cfg.retry_cap
+                            io.url, s.cfg.retry.cap
                         ),
                     );
                 }
                 s.set_error(detail);
-                pause(s, s.cfg.retry_cap);
+                pause(s, s.cfg.retry.cap);
             }
         }
     }
