@@ -137,9 +137,10 @@ dist: dist-wheels dist/.sdist ## sdist + a wheel per CPython of PYTHON_VERSIONS 
 	@$(IN_VENV) .ci/check-dist dist "$(VERSION)" $(FOUND_PYTHONS)
 
 # Fresh venvs, no Rust toolchain on PATH: each wheel (abi3: oldest and newest CPython) and the
-# sdist (built by pip; CARGO_TARGET_DIR keeps its compiled dependencies in target/sdist).
+# sdist (built by pip with CARGO_TARGET_DIR=target, so it reuses the dependencies the wheels
+# compiled: the crates that build C code or read the interpreter are rebuilt, the rest is not).
 smoke-dist: dist ## Install each dist artifact into a fresh venv and smoke-test it (real server)
-	CARGO_TARGET_DIR="$(abspath target)/sdist" .ci/smoke-dist dist target/smoke "$(VENV)" \
+	CARGO_TARGET_DIR="$(abspath target)" .ci/smoke-dist dist target/smoke "$(VENV)" \
 		"$(VERSION)" $(FOUND_PYTHONS)
 
 # The test suite against the dist wheels: the whole suite on TEST_PYTHONS_FULL (default: the
