@@ -280,6 +280,49 @@ fn take_inbox(key: usize) -> Vec<Completion> {
     }
 }
 
+/// Drops the queued completions of asyncio loops that were closed before their drain ran
+/// (completions that arrived while a loop was stopped schedule a drain on it; closing the
+/// loop discards that drain). Without this they would stay queued for good, keeping the
+/// closed loop and its futures alive. Called with the GIL on a loop's thread, for the other
+/// loops (`own` is the caller's key); cheap when no other loop has completions queued.
+///
+/// The loop is found from the first queued future (`get_loop()`; trio and gevent waiters
+/// have none and are skipped). Python is called outside the inbox lock: `drain_completions`
+/// takes that lock while holding the GIL.
+fn drop_closed_inboxes(py: Python<'_>, own: usize) {
+    let pid = std::process::id();
+    let candidates: Vec<(usize, Py<PyAny>)> = {
+        let g = inboxes();
+        g.iter()
+            .filter(|b| b.key != own && b.pid == pid)
+            .filter_map(|b| b.items.first().map(|c| (b.key, c.future.clone_ref(py))))
+            .collect()
+    };
+    for (key, future) in candidates {
+        let closed = future
+            .bind(py)
+            .call_method0(intern!(py, "get_loop"))
+            .and_then(|l| l.call_method0(intern!(py, "is_closed")))
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false);
+        if !closed {
+            continue;
+        }
+        // Still the same inbox (the future held here keeps its loop, hence the key, alive).
+        let stale = {
+            let mut g = inboxes();
+            g.iter()
+                .position(|b| {
+                    b.key == key
+                        && b.pid == pid
+                        && b.items.first().is_some_and(|c| c.future.is(&future))
+                })
+                .map(|i| g.swap_remove(i).items)
+        };
+        drop(stale); // outside the lock: dropping the futures may run Python code
+    }
+}
+
 /// Called on the event loop's thread: resolves every pending future of that loop.
 #[pyfunction]
 fn drain_completions(py: Python<'_>, key: usize) {
@@ -428,6 +471,7 @@ where
     }
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let key = event_loop.as_ptr() as usize;
+    drop_closed_inboxes(py, key);
     let scheduler = Scheduler {
         target: event_loop.unbind(),
         method: "call_soon_threadsafe",
