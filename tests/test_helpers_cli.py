@@ -26,7 +26,15 @@ import httpx
 import pytest
 
 from conftest import REPO, TOKEN, make_events, unique_env
-from flightdeck_rs import AsyncFlightdeckClient, FlightdeckClient, RunEvent, cli, helpers
+from flightdeck_rs import (
+    AsyncFlightdeckClient,
+    FlightdeckClient,
+    RunEvent,
+    _cli_common,
+    _paging,
+    cli,
+    helpers,
+)
 
 pytestmark = pytest.mark.timeout(60)
 EXAMPLES = REPO / "examples"
@@ -215,7 +223,7 @@ def test_iter_runs_skips_events_shifted_by_new_arrivals(
 def test_pager_stops_at_the_server_offset_cap(caplog: pytest.LogCaptureFixture) -> None:
     total = helpers.MAX_OFFSET + 2_000
     for page_size in (500, 300):
-        pager = helpers._Pager(page_size, "GET /v1/runs")
+        pager = _paging.Pager(page_size, "GET /v1/runs")
         taken = 0
         with caplog.at_level(logging.WARNING, logger="flightdeck_rs"):
             while (req := pager.request()) is not None:
@@ -627,7 +635,7 @@ def test_cli_version_and_progress_rendering() -> None:
             return True
 
     tty = Tty()
-    bar = cli._Progress("ingest", stream=tty, enabled=True)
+    bar = _cli_common._Progress("ingest", stream=tty, enabled=True)
     bar.start -= 2.0
     bar.update(1000, 0.25, "1,000 lines")
     text = tty.getvalue()
@@ -637,7 +645,7 @@ def test_cli_version_and_progress_rendering() -> None:
     assert tty.getvalue().endswith("\r\x1b[K")
 
     plain = io.StringIO()
-    bar = cli._Progress("export", stream=plain, enabled=True)
+    bar = _cli_common._Progress("export", stream=plain, enabled=True)
     bar.update(5, 0.5)
     assert plain.getvalue() == ""  # plain output waits one interval
     bar.update(10, None, force=True)
