@@ -9,7 +9,6 @@ public iterators are the short loops that make the calls, blocking or awaiting.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from types import TracebackType
 from typing import Any, Unpack
 
 from flightdeck_rs._helpers_base import (
@@ -212,12 +211,8 @@ class ExportPage:
     def __enter__(self) -> ExportPage:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
+        exc = exc_info[1]
         stream, page = self.stream, self.page
         if isinstance(exc, ValueError):
             exc.add_note(

@@ -36,7 +36,6 @@ from flightdeck_rs.sdk._core import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-    from types import TracebackType
     from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
     import httpx
@@ -90,12 +89,7 @@ class FlightdeckClient:
     def __enter__(self) -> FlightdeckClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -425,15 +419,9 @@ def _awaiting(
 class AsyncFlightdeckClient:
     """Asynchronous client: the same methods as :class:`FlightdeckClient`, as coroutines.
 
-    Args:
-        base_url: Server URL, e.g. ``"http://127.0.0.1:8765"``; trailing ``/`` are removed.
-        timeout_s: Connect and read timeout in seconds (``None``: no timeout).
-        max_retries: Extra attempts after a transport failure (``httpx.RequestError``).
-        retry_backoff_s: Sleep before retry *n* is ``retry_backoff_s * 2**n``.
-        api_token: Bearer token, required by a server started with
-            ``FLIGHTDECK_LOCAL_API_TOKEN``.
-        client: An ``httpx.AsyncClient`` to send requests through instead of the native
-            transport; it is not closed by :meth:`aclose`.
+    The arguments are :class:`FlightdeckClient`'s, except ``client``: an
+    ``httpx.AsyncClient`` to send requests through instead of the native transport; it is
+    not closed by :meth:`aclose`.
     """
 
     def __init__(
@@ -455,12 +443,7 @@ class AsyncFlightdeckClient:
     async def __aenter__(self) -> AsyncFlightdeckClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
