@@ -91,8 +91,10 @@ def _log_if_slow(
 
 def args(frame: dict[str, Any]) -> dict[str, Any]:
     """A public method's arguments, from its ``locals()`` taken on entry, without ``self``:
-    the keywords of the native request builder of the same names."""
-    return {name: value for name, value in frame.items() if name != "self"}
+    the keywords of the native request builder of the same names. (``locals()`` of a
+    function is a snapshot: removing ``self`` from it leaves the method's own ``self`` be.)"""
+    frame.pop("self", None)
+    return frame
 
 
 def as_list(events: Iterable[Any]) -> list[Any]:
