@@ -29,19 +29,32 @@ from flightdeck_rs._native import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import json
-    from collections.abc import Generator, Iterable, Iterator
-    from typing import Any
+    from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator
+    from typing import Any, Concatenate, ParamSpec, TypeVar
 
     import httpx
 
     #: One step of :meth:`ClientCore.exchange`: ``client.request(**step)``, or a sleep of
     #: that many seconds.
     Step = dict[str, Any] | float
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
 else:
     json = lazy_module("json", globals())
     httpx = lazy_module("httpx", globals())
 
-__all__ = ["EXPORT_HEADER_KEYS", "ClientCore", "args", "as_list", "chunks", "export_request"]
+__all__ = [
+    "EXPORT_HEADER_KEYS",
+    "ClientCore",
+    "args",
+    "as_list",
+    "awaiting",
+    "chunks",
+    "export_request",
+    "export_result",
+    "stream_of",
+]
 
 EXPORT_HEADER_KEYS = (
     "X-Flightdeck-Matched-Total",
@@ -127,6 +140,29 @@ def export_result(resp: httpx.Response) -> tuple[bytes, dict[str, str]]:
 def stream_of(resp: httpx.Response) -> NativeExportStream:
     """An export stream over an injected client's (already read) response."""
     return NativeExportStream.from_body(resp.content, list(resp.headers.multi_items()))
+
+
+def awaiting(
+    method: Callable[Concatenate[Any, P], R],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
+    """The async client's twin of a :class:`~flightdeck_rs.FlightdeckClient` method.
+
+    The method's one line calls a primitive (``self._json``, ``self._export``, ...) and
+    returns what it returns; called on the async client, that primitive is a coroutine
+    function, so the twin awaits it. The twin is a real ``async def`` (``inspect`` sees a
+    coroutine function) with the method's name, docstring and, through ``__wrapped__``,
+    signature.
+    """
+
+    async def twin(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await method(self, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+    twin.__name__ = method.__name__
+    twin.__qualname__ = f"AsyncFlightdeckClient.{method.__name__}"
+    twin.__doc__ = method.__doc__
+    twin.__module__ = method.__module__
+    twin.__wrapped__ = method  # type: ignore[attr-defined]
+    return twin
 
 
 class ClientCore:

@@ -25,6 +25,7 @@ from flightdeck_rs.sdk._core import (
     ClientCore,
     args,
     as_list,
+    awaiting,
     chunks,
     export_request,
     export_result,
@@ -35,8 +36,8 @@ from flightdeck_rs.sdk._core import (
 # matters to injected clients and error paths, _runtimes to the injected async path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-    from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
+    from collections.abc import AsyncIterator, Iterable, Iterator
+    from typing import Any, Unpack
 
     import httpx
 
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     from flightdeck_rs._native import NativeExportStream, NativeRequest
     from flightdeck_rs.models import RunEvent
     from flightdeck_rs.sdk._core import Step
-
-    P = ParamSpec("P")
-    R = TypeVar("R")
 else:
     # The running async library's sleep for the injected path's retries (asyncio or trio).
     _runtimes = lazy_module("flightdeck_rs._runtimes", globals())
@@ -393,29 +391,6 @@ class FlightdeckClient:
         return self._ingest_jsonl(**args(locals()))
 
 
-def _awaiting(
-    method: Callable[Concatenate[Any, P], R],
-) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]:
-    """The async client's twin of a :class:`FlightdeckClient` method.
-
-    The method's one line calls a primitive (``self._json``, ``self._export``, ...) and
-    returns what it returns; called on the async client, that primitive is a coroutine
-    function, so the twin awaits it. The twin is a real ``async def`` (``inspect`` sees a
-    coroutine function) with the method's name, docstring and, through ``__wrapped__``,
-    signature.
-    """
-
-    async def twin(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await method(self, *args, **kwargs)  # type: ignore[misc,no-any-return]
-
-    twin.__name__ = method.__name__
-    twin.__qualname__ = f"AsyncFlightdeckClient.{method.__name__}"
-    twin.__doc__ = method.__doc__
-    twin.__module__ = method.__module__
-    twin.__wrapped__ = method  # type: ignore[attr-defined]
-    return twin
-
-
 class AsyncFlightdeckClient:
     """Asynchronous client: the same methods as :class:`FlightdeckClient`, as coroutines.
 
@@ -497,23 +472,23 @@ class AsyncFlightdeckClient:
 
     # -- endpoints: FlightdeckClient's, each awaiting this client's primitives ---------------
 
-    health = _awaiting(FlightdeckClient.health)
-    get_workspace = _awaiting(FlightdeckClient.get_workspace)
-    get_metrics = _awaiting(FlightdeckClient.get_metrics)
-    list_releases = _awaiting(FlightdeckClient.list_releases)
-    list_promoted = _awaiting(FlightdeckClient.list_promoted)
-    list_actions = _awaiting(FlightdeckClient.list_actions)
-    post_diff = _awaiting(FlightdeckClient.post_diff)
-    post_promote = _awaiting(FlightdeckClient.post_promote)
-    post_promote_request = _awaiting(FlightdeckClient.post_promote_request)
-    post_promote_confirm = _awaiting(FlightdeckClient.post_promote_confirm)
-    list_promotion_requests = _awaiting(FlightdeckClient.list_promotion_requests)
-    list_runs = _awaiting(FlightdeckClient.list_runs)
-    fetch_runs_export_ndjson = _awaiting(FlightdeckClient.fetch_runs_export_ndjson)
-    post_rollback = _awaiting(FlightdeckClient.post_rollback)
-    ingest_run_events = _awaiting(FlightdeckClient.ingest_run_events)
-    ingest_run_events_batch = _awaiting(FlightdeckClient.ingest_run_events_batch)
-    ingest_jsonl = _awaiting(FlightdeckClient.ingest_jsonl)
+    health = awaiting(FlightdeckClient.health)
+    get_workspace = awaiting(FlightdeckClient.get_workspace)
+    get_metrics = awaiting(FlightdeckClient.get_metrics)
+    list_releases = awaiting(FlightdeckClient.list_releases)
+    list_promoted = awaiting(FlightdeckClient.list_promoted)
+    list_actions = awaiting(FlightdeckClient.list_actions)
+    post_diff = awaiting(FlightdeckClient.post_diff)
+    post_promote = awaiting(FlightdeckClient.post_promote)
+    post_promote_request = awaiting(FlightdeckClient.post_promote_request)
+    post_promote_confirm = awaiting(FlightdeckClient.post_promote_confirm)
+    list_promotion_requests = awaiting(FlightdeckClient.list_promotion_requests)
+    list_runs = awaiting(FlightdeckClient.list_runs)
+    fetch_runs_export_ndjson = awaiting(FlightdeckClient.fetch_runs_export_ndjson)
+    post_rollback = awaiting(FlightdeckClient.post_rollback)
+    ingest_run_events = awaiting(FlightdeckClient.ingest_run_events)
+    ingest_run_events_batch = awaiting(FlightdeckClient.ingest_run_events_batch)
+    ingest_jsonl = awaiting(FlightdeckClient.ingest_jsonl)
 
     # -- paging: async iterators -------------------------------------------------------------
 
