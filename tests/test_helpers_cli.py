@@ -801,3 +801,24 @@ def test_stubtest_on_the_native_module() -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Success: no issues found in 1 module" in r.stdout
+
+
+def test_cli_export_filters_reach_the_request() -> None:
+    """Each ``export`` filter option sets its own ``GET /v1/runs`` filter, unset ones none."""
+    from flightdeck_rs import _cli_transfer
+
+    args = cli.build_parser().parse_args(
+        ["export", "--release", "r", "--window", "1h", "--environment", "e", "--tenant", "t",
+         "--task", "k", "--trace-id", "tr", "--session-id", "se", "--span-id", "sp"]
+    )
+    assert _cli_transfer._run_filters(args) == {
+        "environment": "e",
+        "tenant_id": "t",
+        "task_id": "k",
+        "trace_id": "tr",
+        "session_id": "se",
+        "span_id": "sp",
+    }
+    args = cli.build_parser().parse_args(["export", "--release", "r", "--window", "1h",
+                                          "--tenant", "t"])
+    assert _cli_transfer._run_filters(args) == {"tenant_id": "t"}

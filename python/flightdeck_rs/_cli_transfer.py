@@ -9,7 +9,7 @@ import pathlib
 import sys
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from flightdeck_rs import _paging, helpers
 from flightdeck_rs._cli_common import (
@@ -117,21 +117,20 @@ def _cmd_ingest(args: argparse.Namespace, settings: _Settings) -> int:
     return code
 
 
+#: ``export`` option (argparse destination) -> the ``GET /v1/runs`` filter it sets.
+_FILTER_OPTIONS = {
+    "environment": "environment",
+    "tenant": "tenant_id",
+    "task": "task_id",
+    "trace_id": "trace_id",
+    "session_id": "session_id",
+    "span_id": "span_id",
+}
+
+
 def _run_filters(args: argparse.Namespace) -> helpers.RunFilters:
-    filters: helpers.RunFilters = {}
-    if args.environment is not None:
-        filters["environment"] = args.environment
-    if args.tenant is not None:
-        filters["tenant_id"] = args.tenant
-    if args.task is not None:
-        filters["task_id"] = args.task
-    if args.trace_id is not None:
-        filters["trace_id"] = args.trace_id
-    if args.session_id is not None:
-        filters["session_id"] = args.session_id
-    if args.span_id is not None:
-        filters["span_id"] = args.span_id
-    return filters
+    given = {name: getattr(args, option) for option, name in _FILTER_OPTIONS.items()}
+    return cast("helpers.RunFilters", {k: v for k, v in given.items() if v is not None})
 
 
 def _cmd_export(args: argparse.Namespace, settings: _Settings) -> int:
