@@ -26,7 +26,15 @@ import httpx
 import pytest
 
 from conftest import REPO, TOKEN, make_events, unique_env
-from flightdeck_rs import AsyncFlightdeckClient, FlightdeckClient, RunEvent, cli, helpers
+from flightdeck_rs import (
+    AsyncFlightdeckClient,
+    FlightdeckClient,
+    RunEvent,
+    _cli_common,
+    _paging,
+    cli,
+    helpers,
+)
 
 pytestmark = pytest.mark.timeout(60)
 EXAMPLES = REPO / "examples"
@@ -215,7 +223,7 @@ def test_iter_runs_skips_events_shifted_by_new_arrivals(
 def test_pager_stops_at_the_server_offset_cap(caplog: pytest.LogCaptureFixture) -> None:
     total = helpers.MAX_OFFSET + 2_000
     for page_size in (500, 300):
-        pager = helpers._Pager(page_size, "GET /v1/runs")
+        pager = _paging.Pager(page_size, "GET /v1/runs")
         taken = 0
         with caplog.at_level(logging.WARNING, logger="flightdeck_rs"):
             while (req := pager.request()) is not None:
@@ -627,7 +635,7 @@ def test_cli_version_and_progress_rendering() -> None:
             return True
 
     tty = Tty()
-    bar = cli._Progress("ingest", stream=tty, enabled=True)
+    bar = _cli_common._Progress("ingest", stream=tty, enabled=True)
     bar.start -= 2.0
     bar.update(1000, 0.25, "1,000 lines")
     text = tty.getvalue()
@@ -637,7 +645,7 @@ def test_cli_version_and_progress_rendering() -> None:
     assert tty.getvalue().endswith("\r\x1b[K")
 
     plain = io.StringIO()
-    bar = cli._Progress("export", stream=plain, enabled=True)
+    bar = _cli_common._Progress("export", stream=plain, enabled=True)
     bar.update(5, 0.5)
     assert plain.getvalue() == ""  # plain output waits one interval
     bar.update(10, None, force=True)
@@ -793,3 +801,24 @@ def test_stubtest_on_the_native_module() -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Success: no issues found in 1 module" in r.stdout
+
+
+def test_cli_export_filters_reach_the_request() -> None:
+    """Each ``export`` filter option sets its own ``GET /v1/runs`` filter, unset ones none."""
+    from flightdeck_rs import _cli_transfer
+
+    args = cli.build_parser().parse_args(
+        ["export", "--release", "r", "--window", "1h", "--environment", "e", "--tenant", "t",
+         "--task", "k", "--trace-id", "tr", "--session-id", "se", "--span-id", "sp"]
+    )
+    assert _cli_transfer._run_filters(args) == {
+        "environment": "e",
+        "tenant_id": "t",
+        "task_id": "k",
+        "trace_id": "tr",
+        "session_id": "se",
+        "span_id": "sp",
+    }
+    args = cli.build_parser().parse_args(["export", "--release", "r", "--window", "1h",
+                                          "--tenant", "t"])
+    assert _cli_transfer._run_filters(args) == {"tenant_id": "t"}

@@ -235,7 +235,7 @@ def test_errors_are_the_real_classes_after_a_lazy_import() -> None:
 
         from flightdeck_rs.sdk import AsyncFlightdeckClient, FlightdeckClient
         from flightdeck_rs.models import RunEvent, ValidationError
-        from flightdeck_rs.sdk import client as client_mod
+        from flightdeck_rs.sdk import _core as client_mod  # where the lazy placeholders live
         url = f"http://127.0.0.1:{port}"
         res = {"before": "httpx" in sys.modules}
         try:

@@ -51,10 +51,11 @@ def _child(spec: dict[Any, Any] | None, key: Any, length: int | None = None) -> 
 
 
 def _filter(
-    value: Any, data: Any, include: Any, exclude: Any, flags: dict[str, bool], length: Any = None
+    value: Any, data: Any, include: Any, exclude: Any, flags: dict[str, Any], length: Any = None
 ) -> Any:
-    from flightdeck_rs._model_api import FIELDS, _Factory
-
+    # The models' field table and default-factory type, handed over by ``_model_api`` (which
+    # imports this module, so this module does not import it back).
+    FIELDS, _Factory = flags["fields"], flags["factory"]  # noqa: N806
     inc, exc = _normalize(include), _normalize(exclude)
     if type(value) in FIELDS:
         out: dict[str, Any] = {}
@@ -112,21 +113,25 @@ def _split(opts: dict[str, Any], extra: set[str]) -> dict[str, Any]:
     return {k: opts[k] for k in _DUMP if k in opts}
 
 
-def dump(obj: Any, mode: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """``obj.model_dump(mode=mode, **opts)``."""
+def dump(obj: Any, mode: str, opts: dict[str, Any], fields: Any, factory: type) -> dict[str, Any]:
+    """``obj.model_dump(mode=mode, **opts)``; ``fields`` is the models' field table (type ->
+    ``(name, _, default, _)`` rows) and ``factory`` the type of a default made by a call."""
     o = _split(opts, set())
-    flags = {k: bool(o.get(k)) for k in ("exclude_unset", "exclude_defaults", "exclude_none")}
+    flags: dict[str, Any] = {
+        k: bool(o.get(k)) for k in ("exclude_unset", "exclude_defaults", "exclude_none")
+    }
+    flags.update(fields=fields, factory=factory)
     data = obj.model_dump(mode=mode)
     result: dict[str, Any] = _filter(obj, data, o.get("include"), o.get("exclude"), flags)
     return result
 
 
-def dump_json(obj: Any, opts: dict[str, Any]) -> str:
-    """``obj.model_dump_json(**opts)``."""
+def dump_json(obj: Any, opts: dict[str, Any], fields: Any, factory: type) -> str:
+    """``obj.model_dump_json(**opts)`` (``fields`` and ``factory`` as for :func:`dump`)."""
     opts = dict(opts)
     indent = opts.pop("indent", None)
     ensure_ascii = bool(opts.pop("ensure_ascii", False))
-    data = dump(obj, "json", opts)
+    data = dump(obj, "json", opts, fields, factory)
     if indent is None:
         return json.dumps(data, ensure_ascii=ensure_ascii, separators=(",", ":"))
     return json.dumps(data, ensure_ascii=ensure_ascii, indent=indent)

@@ -17,13 +17,12 @@ they stay visible by default.
 
 from __future__ import annotations
 
-import sys
-
 from flightdeck_rs._lazy import lazy_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
     from typing import Any
 else:
     logging = lazy_module("logging", globals())
@@ -33,6 +32,7 @@ LOGGER_NAME = "flightdeck_rs.client"
 DEFAULT_SLOW_REQUEST_S = 5.0
 
 _configured: list[logging.Logger] = []
+_slow_request_source: list[Callable[[], float]] = []
 
 
 def _logger() -> logging.Logger:
@@ -58,11 +58,17 @@ else:
 def slow_request_s() -> float:
     """The slow-call threshold, :data:`flightdeck_rs.helpers.SLOW_REQUEST_S` (read when a
     client is created). Until ``flightdeck_rs.helpers`` is imported nobody can have changed
-    it, so creating a client does not import it."""
-    helpers = sys.modules.get("flightdeck_rs.helpers")
-    if helpers is None:
-        return DEFAULT_SLOW_REQUEST_S
-    return float(getattr(helpers, "SLOW_REQUEST_S", DEFAULT_SLOW_REQUEST_S))
+    it, so creating a client does not import it: that module registers itself here
+    (:func:`set_slow_request_source`) when it is imported."""
+    if _slow_request_source:
+        return _slow_request_source[0]()
+    return DEFAULT_SLOW_REQUEST_S
+
+
+def set_slow_request_source(source: Callable[[], float]) -> None:
+    """Makes :func:`slow_request_s` return ``source()`` (``flightdeck_rs.helpers`` calls
+    this once, so that assigning its ``SLOW_REQUEST_S`` takes effect)."""
+    _slow_request_source[:] = [source]
 
 
 def retry(

@@ -313,7 +313,7 @@ def model_dump(obj: Any, mode: str = "python", **opts: Any) -> dict[str, Any]:
         return result
     from flightdeck_rs import _dump_fallback
 
-    return _dump_fallback.dump(obj, mode, opts)
+    return _dump_fallback.dump(obj, mode, opts, FIELDS, _Factory)
 
 
 def model_dump_json(obj: Any, **opts: Any) -> str:
@@ -324,7 +324,7 @@ def model_dump_json(obj: Any, **opts: Any) -> str:
         return text
     from flightdeck_rs import _dump_fallback
 
-    return _dump_fallback.dump_json(obj, opts)
+    return _dump_fallback.dump_json(obj, opts, FIELDS, _Factory)
 
 
 # ------------------------------------------------------------------------------ validation

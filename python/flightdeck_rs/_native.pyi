@@ -948,38 +948,46 @@ def get_workspace() -> NativeRequest: ...
 def get_metrics() -> NativeRequest: ...
 def list_releases() -> NativeRequest: ...
 def list_promoted() -> NativeRequest: ...
-def list_actions(agent_id: Any, environment: Any, limit: Any) -> NativeRequest: ...
-def list_promotion_requests(status: Any, limit: Any) -> NativeRequest: ...
+# Request builders: keyword-only, so that two swapped filters cannot go unnoticed. The values
+# are the public methods' arguments as the caller gave them (query values are converted the
+# way httpx converts them; body fields must be ``str``).
+def list_actions(
+    *, agent_id: str | None = None, environment: str | None = None, limit: int
+) -> NativeRequest: ...
+def list_promotion_requests(*, status: str | None = None, limit: int) -> NativeRequest: ...
 def list_runs(
-    release_id: Any,
-    window: Any,
-    environment: Any,
-    tenant_id: Any,
-    task_id: Any,
-    trace_id: Any,
-    session_id: Any,
-    span_id: Any,
-    offset: Any,
-    limit: Any,
+    *,
+    release_id: str,
+    window: str,
+    environment: str | None = None,
+    tenant_id: str | None = None,
+    task_id: str | None = None,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    span_id: str | None = None,
+    offset: int,
+    limit: int,
     export: bool,
 ) -> NativeRequest: ...
 def post_diff(
-    baseline_release_id: Any,
-    candidate_release_id: Any,
-    window: Any,
-    environment: Any,
-    tenant_id: Any,
-    task_id: Any,
+    *,
+    baseline_release_id: str,
+    candidate_release_id: str,
+    window: str,
+    environment: str | None = None,
+    tenant_id: str | None = None,
+    task_id: str | None = None,
 ) -> NativeRequest: ...
 def promote_like(
+    *,
     action: Literal["promote", "request", "rollback"],
-    release_id: Any,
-    environment: Any,
-    window: Any,
-    reason: Any,
-    actor: Any,
+    release_id: str,
+    environment: str,
+    window: str,
+    reason: str,
+    actor: str,
 ) -> NativeRequest: ...
-def promote_confirm(request_id: Any, approval_reason: Any, actor: Any) -> NativeRequest: ...
+def promote_confirm(*, request_id: str, approval_reason: str, actor: str) -> NativeRequest: ...
 def ingest(events: list[Any]) -> NativeRequest | None: ...
 
 @final

@@ -34,9 +34,6 @@ if TYPE_CHECKING:
     import outcome
     import trio
 
-    from flightdeck_rs.helpers import IngestSummary, JsonlSource, ProgressCallback
-    from flightdeck_rs.sdk.client import AsyncFlightdeckClient
-
 __all__ = [
     "SUPPORTED",
     "TrioCall",
@@ -361,62 +358,3 @@ def green_call_factory() -> Callable[[], GreenCall] | None:
     if patcher is not None and patcher.is_monkey_patched("socket"):
         return _eventlet_call
     return None
-
-
-# ----------------------------------------------------------------------------- trio helpers
-
-
-async def aingest_jsonl_trio(
-    client: AsyncFlightdeckClient,
-    path_or_file: JsonlSource,
-    *,
-    chunk_size: int,
-    concurrency: int,
-    progress: ProgressCallback | None,
-    max_retries: int,
-) -> IngestSummary:
-    """:func:`flightdeck_rs.helpers.aingest_jsonl` under trio: the same reading, splitting,
-    retries and summary, with the chunks as tasks of one nursery (a failed chunk stops new
-    ones; those in flight finish and are counted, then the error is raised)."""
-    library = current_library()
-    if library != "trio":
-        raise unsupported(library)
-    import trio
-
-    from flightdeck_rs import helpers
-
-    reader = await trio.to_thread.run_sync(helpers._LineReader, path_or_file)
-    tally = helpers._Tally(progress)
-    slots = trio.Semaphore(concurrency)
-    errors: list[Exception] = []
-
-    async def send(chunk: Any) -> None:
-        try:
-            tally.add(await helpers._asend_chunk(client, chunk, max_retries))
-        except Exception as exc:  # noqa: BLE001 - the first one is raised below
-            errors.append(exc)
-        finally:
-            slots.release()
-
-    try:
-        async with trio.open_nursery() as nursery:
-            while not errors:
-                chunk = await trio.to_thread.run_sync(reader.read_chunk, chunk_size)
-                if chunk is None:
-                    break
-                if not chunk.events:
-                    tally.add(helpers._Outcome(lines=chunk.lines))
-                    continue
-                await slots.acquire()
-                if errors:
-                    slots.release()
-                    break
-                nursery.start_soon(send, chunk)
-        if errors:
-            raise errors[0]
-    except BaseException as exc:
-        tally.note(exc, reader)
-        raise
-    finally:
-        reader.close()
-    return tally.finish(reader)

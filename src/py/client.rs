@@ -373,6 +373,7 @@ pub fn list_promoted() -> NativeRequest {
 
 /// `GET /v1/actions`
 #[pyfunction]
+#[pyo3(signature = (*, agent_id = None, environment = None, limit))]
 pub fn list_actions(
     agent_id: Option<&Bound<'_, PyAny>>,
     environment: Option<&Bound<'_, PyAny>>,
@@ -394,6 +395,7 @@ fn opt_query(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
 
 /// `GET /v1/promotion-requests`
 #[pyfunction]
+#[pyo3(signature = (*, status = None, limit))]
 pub fn list_promotion_requests(
     status: Option<&Bound<'_, PyAny>>,
     limit: &Bound<'_, PyAny>,
@@ -406,7 +408,20 @@ pub fn list_promotion_requests(
 
 /// `GET /v1/runs` or, with `export=True`, `GET /v1/runs/export`.
 #[pyfunction]
-#[pyo3(signature = (release_id, window, environment, tenant_id, task_id, trace_id, session_id, span_id, offset, limit, export))]
+#[pyo3(signature = (
+    *,
+    release_id,
+    window,
+    environment = None,
+    tenant_id = None,
+    task_id = None,
+    trace_id = None,
+    session_id = None,
+    span_id = None,
+    offset,
+    limit,
+    export,
+))]
 #[allow(clippy::too_many_arguments)]
 pub fn list_runs(
     release_id: &Bound<'_, PyAny>,
@@ -442,6 +457,15 @@ pub fn list_runs(
 
 /// `POST /v1/diff`
 #[pyfunction]
+#[pyo3(signature = (
+    *,
+    baseline_release_id,
+    candidate_release_id,
+    window,
+    environment = None,
+    tenant_id = None,
+    task_id = None,
+))]
 pub fn post_diff(
     baseline_release_id: &Bound<'_, PyAny>,
     candidate_release_id: &Bound<'_, PyAny>,
@@ -462,6 +486,7 @@ pub fn post_diff(
 
 /// `POST /v1/promote`, `/v1/promote/request` or `/v1/rollback` (`action` names which).
 #[pyfunction]
+#[pyo3(signature = (*, action, release_id, environment, window, reason, actor))]
 pub fn promote_like(
     action: &str,
     release_id: &Bound<'_, PyAny>,
@@ -488,6 +513,7 @@ pub fn promote_like(
 
 /// `POST /v1/promote/confirm`
 #[pyfunction]
+#[pyo3(signature = (*, request_id, approval_reason, actor))]
 pub fn promote_confirm(
     request_id: &Bound<'_, PyAny>,
     approval_reason: &Bound<'_, PyAny>,
