@@ -12,7 +12,8 @@ use crate::core::emitter::{backoff::Backoff, Config, Emitter, Level, Rejected};
 use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
 
-use super::models::{raise_json_errors, validate_event, PyRunEvent};
+use super::models::{validate_event, PyRunEvent};
+use super::validation_error::raise_json_errors;
 
 /// Return codes of `emit`.
 const ACCEPTED: u32 = 1;

@@ -2,11 +2,15 @@
 
 pub mod client;
 pub mod convert;
+pub mod datetime;
+pub mod dump;
 pub mod emitter;
 pub mod errors;
 pub mod export;
+pub mod http_args;
 pub mod models;
 pub mod runtime;
+pub mod validation_error;
 
 use pyo3::prelude::*;
 

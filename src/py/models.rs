@@ -14,31 +14,84 @@ use pyo3::IntoPyObjectExt;
 
 use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
-use crate::core::event::validate::{self, Ctx, LineError};
+use crate::core::event::validate::{self, Ctx, Instance, Key, Scalar, Source};
 use crate::core::event::{
     FieldsSet, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage, METRICS_FIELDS,
     MODEL_USAGE_FIELDS, REQUEST_FIELDS, TOOL_FIELDS, USAGE_FIELDS,
 };
 use crate::core::json;
 
-use super::convert::{self, PySrc};
+use super::convert;
+use super::datetime::timestamp_to_py;
+use super::dump;
+use super::validation_error::{
+    json_invalid, model_type_error, raise_json, raise_py, string_unicode,
+};
 
-fn py_input(py: Python<'_>, i: &Py<PyAny>) -> PyResult<Py<PyAny>> {
-    Ok(i.clone_ref(py))
+/// A Python value as seen by the core validator.
+pub struct PySrc<'py>(pub Bound<'py, PyAny>);
+
+/// Reads the data of an instance of model class `C` (`None` when borrowed or detached).
+fn instance_of<C: pyo3::PyClass, T>(
+    o: &Bound<'_, PyAny>,
+    read: impl FnOnce(&C, Python<'_>) -> PyResult<T>,
+) -> Option<Option<T>> {
+    let x = o.cast::<C>().ok()?;
+    Some(x.try_borrow().ok().and_then(|b| read(&b, o.py()).ok()))
 }
 
-/// Raises `ValidationError` for Python-object input errors.
-pub fn raise_py(py: Python<'_>, title: &str, errors: &[LineError<Py<PyAny>>]) -> PyErr {
-    convert::validation_error(py, title, errors, py_input, "python")
-}
+impl<'py> Source for PySrc<'py> {
+    type Input = Py<PyAny>;
 
-fn raise_json(py: Python<'_>, title: &str, errors: &[LineError<serde_json::Value>]) -> PyErr {
-    convert::validation_error(py, title, errors, convert::json_to_py, "json")
-}
+    fn scalar(&self) -> Scalar<'_> {
+        convert::scalar(&self.0)
+    }
 
-/// Raises `ValidationError` for JSON-input errors of a `RunEvent`.
-pub fn raise_json_errors(py: Python<'_>, errors: &[LineError<serde_json::Value>]) -> PyErr {
-    raise_json(py, "RunEvent", errors)
+    fn instance(&self) -> Option<Instance> {
+        let o = &self.0;
+        // The common inputs (dicts, None) are never our model classes: skip six type checks.
+        if o.is_none() || o.cast::<PyDict>().is_ok() {
+            return None;
+        }
+        if let Some(e) = instance_of(o, |e: &PyRunEvent, _| Ok((*e.inner).clone())) {
+            return e.map(|e| Instance::Event(Box::new(e)));
+        }
+        if let Some(x) = instance_of(o, |x: &PyUsage, py| x.read(py, Usage::clone)) {
+            return x.map(Instance::Usage);
+        }
+        if let Some(x) = instance_of(o, |x: &PyModelUsage, py| x.read(py, ModelUsage::clone)) {
+            return x.map(Instance::ModelUsage);
+        }
+        if let Some(x) = instance_of(o, |x: &PyMetrics, py| x.read(py, Metrics::clone)) {
+            return x.map(Instance::Metrics);
+        }
+        if let Some(x) = instance_of(o, |x: &PyRequest, py| x.read(py, Request::clone)) {
+            return x.map(Instance::Request);
+        }
+        if let Some(x) = instance_of(o, |x: &PyToolUsage, py| x.read(py, ToolUsage::clone)) {
+            return x.map(Instance::Tool);
+        }
+        None
+    }
+
+    fn for_each_entry(&self, f: &mut dyn FnMut(Key<'_, Self>, Self)) {
+        convert::for_each_entry(&self.0, &mut |k, v| match k {
+            Key::Str(s) => f(Key::Str(s), PySrc(v)),
+            Key::Other(o) => f(Key::Other(PySrc(o)), PySrc(v)),
+        });
+    }
+
+    fn elements(&self) -> Vec<Self> {
+        convert::elements(&self.0).into_iter().map(PySrc).collect()
+    }
+
+    fn input(&self) -> Py<PyAny> {
+        self.0.clone().unbind()
+    }
+
+    fn describe(&self) -> (String, String) {
+        convert::describe(&self.0)
+    }
 }
 
 /// Validates a Python value (mapping, our instance) as a `RunEvent`.
@@ -69,37 +122,6 @@ fn json_text(data: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         json::parse_value(&b)
     };
     parsed.map_err(|e| json_invalid(data, &e))
-}
-
-/// The `ValidationError` pydantic raises for JSON text that is not valid Unicode.
-fn string_unicode(data: &Bound<'_, PyAny>) -> PyErr {
-    let err = LineError {
-        loc: Vec::new(),
-        kind: "string_unicode",
-        msg: "Input should be a valid string, unable to parse raw data as a unicode string".into(),
-        input: data.clone().unbind(),
-        input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
-        input_type: "str".to_string(),
-        ctx: None,
-    };
-    raise_py(data.py(), "RunEvent", &[err])
-}
-
-/// The `ValidationError` pydantic raises for text that is not JSON.
-pub fn json_invalid(data: &Bound<'_, PyAny>, e: &serde_json::Error) -> PyErr {
-    let err = LineError {
-        loc: Vec::new(),
-        kind: "json_invalid",
-        msg: format!("Invalid JSON: {e}"),
-        input: data.clone().unbind(),
-        input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
-        input_type: "str".to_string(),
-        ctx: Some((
-            "error",
-            crate::core::event::validate::CtxValue::Str(e.to_string()),
-        )),
-    };
-    raise_py(data.py(), "RunEvent", &[err])
 }
 
 /// Calls `flightdeck_rs._model_api.<name>(*args, **kwargs)`: the pydantic-model API beyond
@@ -186,27 +208,6 @@ fn fields_set_from(names: &[&str], given: &Bound<'_, PyAny>) -> PyResult<FieldsS
         }
     }
     Ok(set)
-}
-
-/// pydantic's `model_type` error for a value that is neither a mapping nor an instance.
-fn model_type_error(obj: &Bound<'_, PyAny>, class: &str) -> PyErr {
-    let err = LineError {
-        loc: Vec::new(),
-        kind: "model_type",
-        msg: format!("Input should be a valid dictionary or instance of {class}"),
-        input: obj.clone().unbind(),
-        input_repr: obj.repr().map(|r| r.to_string()).unwrap_or_default(),
-        input_type: obj
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
-        ctx: Some((
-            "class_name",
-            crate::core::event::validate::CtxValue::Str(class.to_string()),
-        )),
-    };
-    raise_py(obj.py(), class, &[err])
 }
 
 fn dump_mode(mode: &str) -> PyResult<bool> {
@@ -297,7 +298,7 @@ fn event_fields(py: Python<'_>, e: &RunEvent) -> PyResult<String> {
     let mut out = format!(
         "api_version='v1', type={}, timestamp={}",
         s_repr(py, e.kind.as_str())?,
-        repr_of(&convert::timestamp_to_py(py, &e.timestamp)?)?
+        repr_of(&timestamp_to_py(py, &e.timestamp)?)?
     );
     for (name, v) in [
         ("workspace_id", &e.workspace_id),
@@ -318,7 +319,7 @@ fn event_fields(py: Python<'_>, e: &RunEvent) -> PyResult<String> {
         ", request={req}, metrics=RunEventMetrics({}), usage=RunEventUsage({}), labels={}",
         metrics_fields(py, &e.metrics)?,
         usage_fields(py, &e.usage)?,
-        repr_of(convert::labels_dict(py, &e.labels)?.as_any())?
+        repr_of(dump::labels_dict(py, &e.labels)?.as_any())?
     ));
     Ok(out)
 }
@@ -436,7 +437,7 @@ impl PyRunEvent {
         if has_options(opts) {
             return model_api(py, "model_dump", (slf, mode), opts);
         }
-        Ok(convert::event_dict(py, &slf.borrow().inner, dump_mode(mode)?)?.into_any())
+        Ok(dump::event_dict(py, &slf.borrow().inner, dump_mode(mode)?)?.into_any())
     }
 
     /// The event as compact JSON text, as pydantic's `model_dump_json()` writes it.
@@ -517,7 +518,7 @@ impl PyRunEvent {
     }
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::timestamp_to_py(py, &self.inner.timestamp)
+        timestamp_to_py(py, &self.inner.timestamp)
     }
     #[getter]
     fn workspace_id(&self) -> &str {
@@ -567,7 +568,7 @@ impl PyRunEvent {
     }
     #[getter]
     fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        convert::labels_dict(py, &self.inner.labels)
+        dump::labels_dict(py, &self.inner.labels)
     }
 
     fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
@@ -860,9 +861,9 @@ nested_model!(
     Slot::Own,
     validate::request_from_map,
     validate::assign_request,
-    convert::request_dict,
+    dump::request_dict,
     request_fields,
-    |py, d| json_of_dict(py, convert::request_dict(py, d)?),
+    |py, d| json_of_dict(py, dump::request_dict(py, d)?),
     REQUEST_FIELDS
 );
 
@@ -913,9 +914,9 @@ nested_model!(
     Slot::Own,
     validate::metrics_from_map,
     validate::assign_metrics,
-    convert::metrics_dict,
+    dump::metrics_dict,
     metrics_fields,
-    |py, d| json_of_dict(py, convert::metrics_dict(py, d)?),
+    |py, d| json_of_dict(py, dump::metrics_dict(py, d)?),
     METRICS_FIELDS
 );
 
@@ -963,9 +964,9 @@ nested_model!(
     Slot::Own,
     validate::usage_from_map,
     validate::assign_usage,
-    convert::usage_dict,
+    dump::usage_dict,
     usage_fields,
-    |py, d| json_of_dict(py, convert::usage_dict(py, d)?),
+    |py, d| json_of_dict(py, dump::usage_dict(py, d)?),
     USAGE_FIELDS
 );
 
@@ -1022,9 +1023,9 @@ nested_model!(
     Slot::Own,
     validate::model_usage_from_map,
     validate::assign_model_usage,
-    convert::model_usage_dict,
+    dump::model_usage_dict,
     model_usage_fields,
-    |py, d| json_of_dict(py, convert::model_usage_dict(py, d)?),
+    |py, d| json_of_dict(py, dump::model_usage_dict(py, d)?),
     MODEL_USAGE_FIELDS
 );
 
@@ -1096,7 +1097,7 @@ nested_model!(
     ToolSlot::Own,
     validate::tool_from_map,
     validate::assign_tool,
-    convert::tool_dict,
+    dump::tool_dict,
     tool_fields,
     tool_json,
     TOOL_FIELDS
