@@ -110,11 +110,11 @@ pub fn scalar<'a>(o: &'a Bound<'_, PyAny>) -> Scalar<'a> {
     Scalar::Other
 }
 
-/// Visits every entry of a dict: string keys as text, other keys as values.
-pub fn for_each_entry<'py>(
-    o: &Bound<'py, PyAny>,
-    f: &mut dyn FnMut(Key<'_, Bound<'py, PyAny>>, Bound<'py, PyAny>),
-) {
+/// A visitor of dict entries: the key (text, or a value that is not a string) and the value.
+pub type EntryFn<'f, 'py> = dyn FnMut(Key<'_, Bound<'py, PyAny>>, Bound<'py, PyAny>) + 'f;
+
+/// Visits every entry of a dict.
+pub fn for_each_entry<'py>(o: &Bound<'py, PyAny>, f: &mut EntryFn<'_, 'py>) {
     if let Ok(d) = o.cast::<PyDict>() {
         for (k, v) in d.iter() {
             match k.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {

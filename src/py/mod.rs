@@ -3,10 +3,10 @@
 pub mod client;
 pub mod convert;
 pub mod datetime;
-pub mod dump;
 pub mod emitter;
 pub mod errors;
 pub mod export;
+pub mod fields;
 pub mod http_args;
 pub mod models;
 pub mod runtime;
