@@ -41,6 +41,7 @@ fn is_lax_sequence(o: &Bound<'_, PyAny>) -> bool {
 }
 
 /// Classifies a Python value for the validator.
+#[inline]
 pub fn scalar<'a>(o: &'a Bound<'_, PyAny>) -> Scalar<'a> {
     if let Ok(s) = o.cast::<PyString>() {
         return match s.to_str() {
@@ -110,11 +111,13 @@ pub fn scalar<'a>(o: &'a Bound<'_, PyAny>) -> Scalar<'a> {
     Scalar::Other
 }
 
-/// A visitor of dict entries: the key (text, or a value that is not a string) and the value.
-pub type EntryFn<'f, 'py> = dyn FnMut(Key<'_, Bound<'py, PyAny>>, Bound<'py, PyAny>) + 'f;
-
-/// Visits every entry of a dict.
-pub fn for_each_entry<'py>(o: &Bound<'py, PyAny>, f: &mut EntryFn<'_, 'py>) {
+/// Visits every entry of a dict: the key (text, or a value that is not a string) and the
+/// value.
+#[inline]
+pub fn for_each_entry<'py>(
+    o: &Bound<'py, PyAny>,
+    mut f: impl FnMut(Key<'_, Bound<'py, PyAny>>, Bound<'py, PyAny>),
+) {
     if let Ok(d) = o.cast::<PyDict>() {
         for (k, v) in d.iter() {
             match k.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
@@ -126,6 +129,7 @@ pub fn for_each_entry<'py>(o: &Bound<'py, PyAny>, f: &mut EntryFn<'_, 'py>) {
 }
 
 /// The elements of an iterable (empty when it cannot be iterated).
+#[inline]
 pub fn elements<'py>(o: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
     match o.try_iter() {
         Ok(it) => it.filter_map(Result::ok).collect(),

@@ -53,7 +53,7 @@ impl<'py> Source for PySrc<'py> {
     }
 
     fn for_each_entry(&self, f: &mut dyn FnMut(Key<'_, Self>, Self)) {
-        convert::for_each_entry(&self.0, &mut |k, v| match k {
+        convert::for_each_entry(&self.0, |k, v| match k {
             Key::Str(s) => f(Key::Str(s), PySrc(v)),
             Key::Other(o) => f(Key::Other(PySrc(o)), PySrc(v)),
         });
@@ -209,6 +209,7 @@ pub trait Node: pyo3::PyClass<Frozen = False> + Into<PyClassInitializer<Self>> {
     /// Runs `f` on the record for modification.
     fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Self::Data) -> R) -> PyResult<R>;
     /// Replaces the record.
+    #[inline]
     fn replace(&mut self, py: Python<'_>, data: Self::Data) -> PyResult<()> {
         self.write(py, |d| *d = data)
     }
@@ -240,6 +241,7 @@ fn stale(what: &str) -> PyErr {
 }
 
 impl<T: 'static, P: Node, F: 'static> Slot<T, P, F> {
+    #[inline]
     fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&T) -> R) -> PyResult<R> {
         match self {
             Slot::Own(d) => Ok(f(d)),
@@ -252,6 +254,7 @@ impl<T: 'static, P: Node, F: 'static> Slot<T, P, F> {
         }
     }
 
+    #[inline]
     fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> PyResult<R> {
         match self {
             Slot::Own(d) => Ok(f(d)),
@@ -279,6 +282,7 @@ pub trait Attr<O: Node>: Sized {
 macro_rules! plain_attrs {
     ($($t:ty),*) => {
         $(impl<O: Node> Attr<O> for $t {
+            #[inline]
             fn get<'py>(
                 owner: &Bound<'py, O>,
                 field: fn(&O::Data) -> &Self,
@@ -488,21 +492,25 @@ pub struct PyRunEvent {
 impl Node for PyRunEvent {
     type Data = RunEvent;
 
+    #[inline]
     fn own(data: RunEvent) -> Self {
         Self {
             inner: Arc::new(data),
         }
     }
 
+    #[inline]
     fn read<R>(&self, _py: Python<'_>, f: impl FnOnce(&RunEvent) -> R) -> PyResult<R> {
         Ok(f(&self.inner))
     }
 
     /// Copy-on-write: a batch being sent keeps the data it took.
+    #[inline]
     fn write<R>(&mut self, _py: Python<'_>, f: impl FnOnce(&mut RunEvent) -> R) -> PyResult<R> {
         Ok(f(Arc::make_mut(&mut self.inner)))
     }
 
+    #[inline]
     fn replace(&mut self, _py: Python<'_>, data: RunEvent) -> PyResult<()> {
         self.inner = Arc::new(data);
         Ok(())
@@ -527,16 +535,19 @@ macro_rules! nested_class {
         impl Node for $class {
             type Data = $data;
 
+            #[inline]
             fn own(data: $data) -> Self {
                 Self {
                     slot: Slot::Own(data),
                 }
             }
 
+            #[inline]
             fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&$data) -> R) -> PyResult<R> {
                 self.slot.read(py, f)
             }
 
+            #[inline]
             fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut $data) -> R) -> PyResult<R> {
                 self.slot.write(py, f)
             }
@@ -566,6 +577,7 @@ nested_class!(
 );
 
 /// `Class(**data)`.
+#[inline]
 fn construct<C: Node>(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<C> {
     let src = kwargs_or_empty(py, data);
     let mut ctx = Ctx::default();
@@ -576,6 +588,7 @@ fn construct<C: Node>(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyRes
 }
 
 /// A copy of `slf`'s record with the fields of `update` assigned (validated).
+#[inline]
 fn copy_with<C: Node>(slf: &Bound<'_, C>, update: Option<&Bound<'_, PyDict>>) -> PyResult<C> {
     let py = slf.py();
     let mut copy = slf.borrow().read(py, Clone::clone)?;
@@ -598,6 +611,7 @@ fn copy_with<C: Node>(slf: &Bound<'_, C>, update: Option<&Bound<'_, PyDict>>) ->
 }
 
 /// `obj.name = value`, validated.
+#[inline]
 fn set_attr<C: Node>(slf: &Bound<'_, C>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
     let py = slf.py();
     let mut copy = slf.borrow().read(py, Clone::clone)?;
@@ -615,6 +629,7 @@ fn set_attr<C: Node>(slf: &Bound<'_, C>, name: &str, value: Bound<'_, PyAny>) ->
 }
 
 /// pydantic's `==`: field by field (aware timestamps by instant, labels as a dict).
+#[inline]
 fn equal<C: Node>(this: &C, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     let py = other.py();
     match other.cast::<C>() {
