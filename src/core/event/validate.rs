@@ -658,37 +658,19 @@ pub trait FieldValue: Sized {
     fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self>;
 }
 
-impl FieldValue for Text {
-    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
-        string(ctx, name, v)
-    }
+/// `impl FieldValue for $t` by the validator function of its kind.
+macro_rules! field_value_by {
+    ($($t:ty => $validator:ident),* $(,)?) => {
+        $(impl FieldValue for $t {
+            fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+                $validator(ctx, name, v)
+            }
+        })*
+    };
 }
 
-impl FieldValue for u64 {
-    /// A non-negative integer (`Field(ge=0)`).
-    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
-        uint(ctx, name, v)
-    }
-}
-
-impl FieldValue for bool {
-    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
-        boolean(ctx, name, v)
-    }
-}
-
-impl FieldValue for f64 {
-    /// A non-negative float (`Field(ge=0)`).
-    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
-        float_ge0(ctx, name, v)
-    }
-}
-
-impl FieldValue for Timestamp {
-    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
-        datetime(ctx, name, v)
-    }
-}
+// `u64` and `f64` fields are `Field(ge=0)`.
+field_value_by!(Text => string, u64 => uint, bool => boolean, f64 => float_ge0, Timestamp => datetime);
 
 impl FieldValue for EventType {
     fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
