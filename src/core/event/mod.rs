@@ -314,8 +314,9 @@ macro_rules! define_models {
                 }
 
                 fn from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Self> {
-                    let (picked, set) =
-                        validate::pick::<S, { <$name as Model>::FIELDS.len() }>(v, Self::FIELDS);
+                    // The names as an array of known length: the lookups compile to
+                    // comparisons with constants.
+                    let (picked, set) = validate::pick(v, [$(py_name!($f $($py)?)),*]);
                     let [$($f),*] = picked;
                     let n = ctx.errors.len();
                     $(

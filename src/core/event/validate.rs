@@ -636,7 +636,7 @@ fn model_type_err<S: Source>(ctx: &mut Ctx<S::Input>, field: Option<Loc>, v: &S,
 /// Also returns which of them are present (the record's [`FieldsSet`]).
 pub(crate) fn pick<S: Source, const N: usize>(
     v: &S,
-    names: &[&str],
+    names: [&str; N],
 ) -> ([Option<S>; N], FieldsSet) {
     let mut out: [Option<S>; N] = std::array::from_fn(|_| None);
     let mut set = FieldsSet::default();
