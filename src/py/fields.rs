@@ -18,27 +18,13 @@ pub trait PyValue {
     fn repr(&self, py: Python<'_>, out: &mut String) -> PyResult<()>;
 }
 
-/// A record of the field table in Python (implemented by `py_models!` in `models`).
+/// A record of the field table in Python (implemented by `py_models!` in `models`, which
+/// also makes its [`PyValue`]: the dict of `model_dump()`, and its repr).
 pub trait PyModel: Model + PyValue {
     /// The record's field names as Python strings, made once.
     fn keys(py: Python<'_>) -> &[Py<PyString>];
     /// Calls `f` on every field value in declaration order.
     fn for_each_value(&self, f: &mut dyn FnMut(&dyn PyValue) -> PyResult<()>) -> PyResult<()>;
-}
-
-/// The record as a dict (`model_dump()`).
-pub fn model_dict<'py, M: PyModel>(
-    m: &M,
-    py: Python<'py>,
-    json: bool,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    let mut keys = M::keys(py).iter();
-    m.for_each_value(&mut |v| match keys.next() {
-        Some(k) => d.set_item(k.bind(py), v.to_py(py, json)?),
-        None => Ok(()),
-    })?;
-    Ok(d)
 }
 
 /// The record's fields as `name=value, ...` (inside its `repr`).

@@ -28,7 +28,7 @@ use crate::core::event::{
 use crate::core::json;
 
 use super::convert;
-use super::fields::{model_dict, model_repr, PyModel, PyValue};
+use super::fields::{model_repr, PyModel, PyValue};
 use super::validation_error::{
     json_invalid, model_type_error, raise_json, raise_py, string_unicode,
 };
@@ -208,10 +208,17 @@ pub trait Node: pyo3::PyClass<Frozen = False> + Into<PyClassInitializer<Self>> {
     fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Self::Data) -> R) -> PyResult<R>;
     /// Runs `f` on the record for modification.
     fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Self::Data) -> R) -> PyResult<R>;
-    /// Replaces the record.
+    /// Changes a copy of `slf`'s record with `f` (no borrow is held while `f` runs: it may
+    /// run Python code) and stores the copy when `f` succeeds.
     #[inline]
-    fn replace(&mut self, py: Python<'_>, data: Self::Data) -> PyResult<()> {
-        self.write(py, |d| *d = data)
+    fn edit(
+        slf: &Bound<'_, Self>,
+        f: impl FnOnce(&mut Self::Data) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let mut copy = slf.borrow().read(py, Clone::clone)?;
+        f(&mut copy)?;
+        slf.borrow_mut().write(py, |d| *d = copy)
     }
 }
 
@@ -445,8 +452,16 @@ macro_rules! py_models {
             }
 
             impl PyValue for $name {
+                /// The record as a dict (`model_dump()`).
                 fn to_py<'py>(&self, py: Python<'py>, json: bool) -> PyResult<Bound<'py, PyAny>> {
-                    Ok(model_dict(self, py, json)?.into_any())
+                    let d = PyDict::new(py);
+                    let mut keys = <$name as PyModel>::keys(py).iter();
+                    $(
+                        if let Some(k) = keys.next() {
+                            d.set_item(k.bind(py), PyValue::to_py(&self.$f, py, json)?)?;
+                        }
+                    )*
+                    Ok(d.into_any())
                 }
                 fn repr(&self, py: Python<'_>, out: &mut String) -> PyResult<()> {
                     model_repr(self, py, out)
@@ -510,9 +525,12 @@ impl Node for PyRunEvent {
         Ok(f(Arc::make_mut(&mut self.inner)))
     }
 
+    /// The copy is made in its `Arc` and moved no more.
     #[inline]
-    fn replace(&mut self, _py: Python<'_>, data: RunEvent) -> PyResult<()> {
-        self.inner = Arc::new(data);
+    fn edit(slf: &Bound<'_, Self>, f: impl FnOnce(&mut RunEvent) -> PyResult<()>) -> PyResult<()> {
+        let mut copy = Arc::new((*slf.borrow().inner).clone());
+        f(Arc::make_mut(&mut copy))?;
+        slf.borrow_mut().inner = copy;
         Ok(())
     }
 }
@@ -614,18 +632,19 @@ fn copy_with<C: Node>(slf: &Bound<'_, C>, update: Option<&Bound<'_, PyDict>>) ->
 #[inline]
 fn set_attr<C: Node>(slf: &Bound<'_, C>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
     let py = slf.py();
-    let mut copy = slf.borrow().read(py, Clone::clone)?;
-    let mut ctx = Ctx::default();
-    if !copy.assign(&mut ctx, name, &PySrc(value)) {
-        return Err(PyValueError::new_err(format!(
-            "\"{}\" object has no field \"{name}\"",
-            C::Data::NAME
-        )));
-    }
-    if !ctx.errors.is_empty() {
-        return Err(raise_py(py, C::Data::NAME, &ctx.errors));
-    }
-    slf.borrow_mut().replace(py, copy)
+    C::edit(slf, |copy| {
+        let mut ctx = Ctx::default();
+        if !copy.assign(&mut ctx, name, &PySrc(value)) {
+            return Err(PyValueError::new_err(format!(
+                "\"{}\" object has no field \"{name}\"",
+                C::Data::NAME
+            )));
+        }
+        if !ctx.errors.is_empty() {
+            return Err(raise_py(py, C::Data::NAME, &ctx.errors));
+        }
+        Ok(())
+    })
 }
 
 /// pydantic's `==`: field by field (aware timestamps by instant, labels as a dict).
