@@ -222,32 +222,80 @@ pub trait Node: pyo3::PyClass<Frozen = False> + Into<PyClassInitializer<Self>> {
     }
 }
 
-/// Where a nested record lives: in the view itself, or inside its parent `P`, as element
-/// `index` of field `F` (the record itself, an `Option` of it, or a list of them).
-pub enum Slot<T: 'static, P: Node, F: 'static> {
+/// A parent's field that holds nested records `T`: the record itself, an `Option` of it, or
+/// a list of them.
+pub trait Holds<T> {
+    /// What the record is called when it is gone (`request`, `tool`).
+    const WHAT: &'static str;
+    /// The record at `index`.
+    fn at(&self, index: usize) -> Option<&T>;
+    /// The record at `index`, for modification.
+    fn at_mut(&mut self, index: usize) -> Option<&mut T>;
+}
+
+macro_rules! holds_itself {
+    ($($t:ty),*) => {
+        $(impl Holds<$t> for $t {
+            const WHAT: &'static str = stringify!($t);
+            #[inline]
+            fn at(&self, _: usize) -> Option<&$t> {
+                Some(self)
+            }
+            #[inline]
+            fn at_mut(&mut self, _: usize) -> Option<&mut $t> {
+                Some(self)
+            }
+        })*
+    };
+}
+
+holds_itself!(Metrics, Usage, ModelUsage);
+
+impl Holds<Request> for Option<Request> {
+    const WHAT: &'static str = "request";
+    #[inline]
+    fn at(&self, _: usize) -> Option<&Request> {
+        self.as_ref()
+    }
+    #[inline]
+    fn at_mut(&mut self, _: usize) -> Option<&mut Request> {
+        self.as_mut()
+    }
+}
+
+impl Holds<ToolUsage> for Vec<ToolUsage> {
+    const WHAT: &'static str = "tool";
+    #[inline]
+    fn at(&self, index: usize) -> Option<&ToolUsage> {
+        self.get(index)
+    }
+    #[inline]
+    fn at_mut(&mut self, index: usize) -> Option<&mut ToolUsage> {
+        self.get_mut(index)
+    }
+}
+
+/// Where a nested record lives: in the view itself, or at `index` of field `F` of its
+/// parent `P`.
+pub enum Slot<T: 'static, P: Node, F: Holds<T> + 'static> {
     Own(T),
-    In(Lens<T, P, F>),
+    In(Lens<P, F>),
 }
 
 /// The way from a parent to one nested record.
-pub struct Lens<T: 'static, P: Node, F: 'static> {
+pub struct Lens<P: Node, F: 'static> {
     parent: Py<P>,
     /// The field of the parent.
     field: fn(&P::Data) -> &F,
     field_mut: fn(&mut P::Data) -> &mut F,
-    /// The record in the field.
-    pick: fn(&F, usize) -> Option<&T>,
-    pick_mut: fn(&mut F, usize) -> Option<&mut T>,
     index: usize,
-    /// What the record is called when it is gone (`request`, `tool`).
-    what: &'static str,
 }
 
 fn stale(what: &str) -> PyErr {
     PyAttributeError::new_err(format!("{what} is no longer part of its parent event"))
 }
 
-impl<T: 'static, P: Node, F: 'static> Slot<T, P, F> {
+impl<T: 'static, P: Node, F: Holds<T> + 'static> Slot<T, P, F> {
     #[inline]
     fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&T) -> R) -> PyResult<R> {
         match self {
@@ -256,8 +304,8 @@ impl<T: 'static, P: Node, F: 'static> Slot<T, P, F> {
                 .parent
                 .bind(py)
                 .try_borrow()?
-                .read(py, |pd| (l.pick)((l.field)(pd), l.index).map(f))?
-                .ok_or_else(|| stale(l.what)),
+                .read(py, |pd| (l.field)(pd).at(l.index).map(f))?
+                .ok_or_else(|| stale(F::WHAT)),
         }
     }
 
@@ -269,8 +317,8 @@ impl<T: 'static, P: Node, F: 'static> Slot<T, P, F> {
                 .parent
                 .bind(py)
                 .try_borrow_mut()?
-                .write(py, |pd| (l.pick_mut)((l.field_mut)(pd), l.index).map(f))?
-                .ok_or_else(|| stale(l.what)),
+                .write(py, |pd| (l.field_mut)(pd).at_mut(l.index).map(f))?
+                .ok_or_else(|| stale(F::WHAT)),
         }
     }
 }
@@ -316,37 +364,24 @@ plain_attrs!(
 );
 
 /// A view of the record at `index` of a field of `owner`.
-fn view<'py, C, P, F: 'static>(
+fn view<'py, C, P, F>(
     owner: &Bound<'py, P>,
     field: fn(&P::Data) -> &F,
     field_mut: fn(&mut P::Data) -> &mut F,
-    pick: fn(&F, usize) -> Option<&C::Data>,
-    pick_mut: fn(&mut F, usize) -> Option<&mut C::Data>,
     index: usize,
-    what: &'static str,
 ) -> PyResult<Bound<'py, C>>
 where
     C: Node + From<Slot<C::Data, P, F>>,
     P: Node,
+    F: Holds<C::Data> + 'static,
 {
     let lens = Lens {
         parent: owner.clone().unbind(),
         field,
         field_mut,
-        pick,
-        pick_mut,
         index,
-        what,
     };
     Bound::new(owner.py(), C::from(Slot::In(lens)))
-}
-
-fn itself<T>(v: &T, _: usize) -> Option<&T> {
-    Some(v)
-}
-
-fn itself_mut<T>(v: &mut T, _: usize) -> Option<&mut T> {
-    Some(v)
 }
 
 /// `RunEvent.request`: `None`, or a view.
@@ -360,15 +395,7 @@ impl Attr<PyRunEvent> for Option<Request> {
         if owner.borrow().read(py, |e| field(e).is_none())? {
             return Ok(py.None().into_bound(py));
         }
-        let v = view::<PyRequest, _, _>(
-            owner,
-            field,
-            field_mut,
-            |f, _| f.as_ref(),
-            |f, _| f.as_mut(),
-            0,
-            "request",
-        )?;
+        let v = view::<PyRequest, _, _>(owner, field, field_mut, 0)?;
         Ok(v.into_any())
     }
 }
@@ -381,7 +408,7 @@ macro_rules! nested_attr {
                 field: fn(&<$parent as Node>::Data) -> &Self,
                 field_mut: fn(&mut <$parent as Node>::Data) -> &mut Self,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let v = view::<$class, _, _>(owner, field, field_mut, itself, itself_mut, 0, "")?;
+                let v = view::<$class, _, _>(owner, field, field_mut, 0)?;
                 Ok(v.into_any())
             }
         }
@@ -402,17 +429,7 @@ impl Attr<PyUsage> for Vec<ToolUsage> {
         let py = owner.py();
         let n = owner.borrow().read(py, |u| field(u).len())?;
         let items = (0..n)
-            .map(|i| {
-                view::<PyToolUsage, _, _>(
-                    owner,
-                    field,
-                    field_mut,
-                    |f, i| f.get(i),
-                    |f, i| f.get_mut(i),
-                    i,
-                    "tool",
-                )
-            })
+            .map(|i| view::<PyToolUsage, _, _>(owner, field, field_mut, i))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(PyList::new(py, items)?.into_any())
     }
