@@ -208,6 +208,19 @@ pub trait Node: pyo3::PyClass<Frozen = False> + Into<PyClassInitializer<Self>> {
     fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Self::Data) -> R) -> PyResult<R>;
     /// Runs `f` on the record for modification.
     fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Self::Data) -> R) -> PyResult<R>;
+    /// `model_validate(obj)` of a value that is not an instance of the class: a dict.
+    fn validate_other(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        match obj.cast::<PyDict>() {
+            Ok(d) => construct(obj.py(), Some(d)),
+            Err(_) => Err(model_type_error(obj, Self::Data::NAME)),
+        }
+    }
+
+    /// `model_validate_json(data)` without options; `None` leaves it to pydantic's path.
+    fn validate_json(_data: &Bound<'_, PyAny>) -> Option<PyResult<Self>> {
+        None
+    }
+
     /// Changes a copy of `slf`'s record with `f` (no borrow is held while `f` runs: it may
     /// run Python code) and stores the copy when `f` succeeds.
     #[inline]
@@ -542,6 +555,27 @@ impl Node for PyRunEvent {
         Ok(f(Arc::make_mut(&mut self.inner)))
     }
 
+    /// A dict, or an object with `model_dump()` (another pydantic model, say).
+    fn validate_other(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        let e = if obj.cast::<PyDict>().is_err() && obj.hasattr("model_dump")? {
+            validate_event(py, &obj.call_method0("model_dump")?)?
+        } else {
+            validate_event(py, obj)?
+        };
+        Ok(Self::own(e))
+    }
+
+    /// JSON text (str or bytes), validated in Rust.
+    fn validate_json(data: &Bound<'_, PyAny>) -> Option<PyResult<Self>> {
+        let py = data.py();
+        Some(json_text(data).and_then(|v| {
+            source_json::event_from_value(&v)
+                .map(Self::own)
+                .map_err(|errs| raise_json(py, "RunEvent", &errs))
+        }))
+    }
+
     /// The copy is made in its `Arc` and moved no more.
     #[inline]
     fn edit(slf: &Bound<'_, Self>, f: impl FnOnce(&mut RunEvent) -> PyResult<()>) -> PyResult<()> {
@@ -680,13 +714,54 @@ fn equal<C: Node>(this: &C, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
 
 /// The methods every model class has, written once.
 macro_rules! model_methods {
-    ($class:ty, dump: [$(#[$dump_doc:meta])*], dump_json: [$(#[$json_doc:meta])*]) => {
+    (
+        $class:ty,
+        validate: [$(#[$validate_doc:meta])*],
+        validate_json: [$(#[$validate_json_doc:meta])*],
+        dump: [$(#[$dump_doc:meta])*],
+        dump_json: [$(#[$json_doc:meta])*]
+    ) => {
         #[pymethods]
         impl $class {
             #[new]
             #[pyo3(signature = (**data))]
             fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
                 construct(py, data)
+            }
+
+            $(#[$validate_doc])*
+            #[classmethod]
+            #[pyo3(signature = (obj, **opts))]
+            fn model_validate<'py>(
+                cls: &Bound<'py, PyType>,
+                py: Python<'py>,
+                obj: &Bound<'py, PyAny>,
+                opts: Option<&Bound<'py, PyDict>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                if has_options(opts) {
+                    return model_api(py, "model_validate", (cls, obj), opts);
+                }
+                if let Ok(o) = obj.cast::<Self>() {
+                    return Ok(o.clone().into_any());
+                }
+                Ok(Bound::new(py, Self::validate_other(obj)?)?.into_any())
+            }
+
+            $(#[$validate_json_doc])*
+            #[classmethod]
+            #[pyo3(signature = (json_data, **opts))]
+            fn model_validate_json<'py>(
+                cls: &Bound<'py, PyType>,
+                py: Python<'py>,
+                json_data: &Bound<'py, PyAny>,
+                opts: Option<&Bound<'py, PyDict>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                if !has_options(opts) {
+                    if let Some(v) = Self::validate_json(json_data) {
+                        return Ok(Bound::new(py, v?)?.into_any());
+                    }
+                }
+                model_api(py, "model_validate_json", (cls, json_data), opts)
             }
 
             $(#[$dump_doc])*
@@ -791,6 +866,12 @@ macro_rules! model_methods {
 
 model_methods!(
     PyRunEvent,
+    validate: [
+        /// Validates a dict (or an existing event) into a `RunEvent`.
+    ],
+    validate_json: [
+        /// Validates JSON text (str or bytes) into a `RunEvent`.
+    ],
     dump: [
         /// The event as a dict; `mode="json"` gives JSON-ready values (timestamp as text).
         /// Takes pydantic's other options too (`include`, `exclude`, `exclude_unset`, ...).
@@ -800,97 +881,14 @@ model_methods!(
         /// Takes pydantic's options too (`indent`, `include`, `exclude`, ...).
     ]
 );
-model_methods!(PyRequest, dump: [], dump_json: []);
-model_methods!(PyMetrics, dump: [], dump_json: []);
-model_methods!(PyUsage, dump: [], dump_json: []);
-model_methods!(PyModelUsage, dump: [], dump_json: []);
-model_methods!(PyToolUsage, dump: [], dump_json: []);
-
-/// `model_validate` / `model_validate_json` of the nested classes.
-macro_rules! nested_validate {
-    ($($class:ty),*) => {$(
-        #[pymethods]
-        impl $class {
-            #[classmethod]
-            #[pyo3(signature = (obj, **opts))]
-            fn model_validate<'py>(
-                cls: &Bound<'py, PyType>,
-                py: Python<'py>,
-                obj: &Bound<'py, PyAny>,
-                opts: Option<&Bound<'py, PyDict>>,
-            ) -> PyResult<Bound<'py, PyAny>> {
-                if has_options(opts) {
-                    return model_api(py, "model_validate", (cls, obj), opts);
-                }
-                if let Ok(o) = obj.cast::<Self>() {
-                    return Ok(o.clone().into_any());
-                }
-                if obj.cast::<PyDict>().is_err() {
-                    return Err(model_type_error(obj, <Self as Node>::Data::NAME));
-                }
-                let v: Self = construct(py, Some(obj.cast::<PyDict>()?))?;
-                Ok(Bound::new(py, v)?.into_any())
-            }
-
-            #[classmethod]
-            #[pyo3(signature = (json_data, **opts))]
-            fn model_validate_json<'py>(
-                cls: &Bound<'py, PyType>,
-                py: Python<'py>,
-                json_data: &Bound<'py, PyAny>,
-                opts: Option<&Bound<'py, PyDict>>,
-            ) -> PyResult<Bound<'py, PyAny>> {
-                model_api(py, "model_validate_json", (cls, json_data), opts)
-            }
-        }
-    )*};
-}
-
-nested_validate!(PyRequest, PyMetrics, PyUsage, PyModelUsage, PyToolUsage);
+model_methods!(PyRequest, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyMetrics, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyUsage, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyModelUsage, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyToolUsage, validate: [], validate_json: [], dump: [], dump_json: []);
 
 #[pymethods]
 impl PyRunEvent {
-    /// Validates a dict (or an existing event) into a `RunEvent`.
-    #[classmethod]
-    #[pyo3(signature = (obj, **opts))]
-    fn model_validate<'py>(
-        cls: &Bound<'py, PyType>,
-        py: Python<'py>,
-        obj: &Bound<'py, PyAny>,
-        opts: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        if has_options(opts) {
-            return model_api(py, "model_validate", (cls, obj), opts);
-        }
-        if let Ok(o) = obj.cast::<PyRunEvent>() {
-            return Ok(o.clone().into_any());
-        }
-        let e = if obj.cast::<PyDict>().is_err() && obj.hasattr("model_dump")? {
-            validate_event(py, &obj.call_method0("model_dump")?)?
-        } else {
-            validate_event(py, obj)?
-        };
-        Ok(Bound::new(py, Self::own(e))?.into_any())
-    }
-
-    /// Validates JSON text (str or bytes) into a `RunEvent`.
-    #[classmethod]
-    #[pyo3(signature = (json_data, **opts))]
-    fn model_validate_json<'py>(
-        cls: &Bound<'py, PyType>,
-        py: Python<'py>,
-        json_data: &Bound<'py, PyAny>,
-        opts: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        if has_options(opts) {
-            return model_api(py, "model_validate_json", (cls, json_data), opts);
-        }
-        let v = json_text(json_data)?;
-        let e =
-            source_json::event_from_value(&v).map_err(|errs| raise_json(py, "RunEvent", &errs))?;
-        Ok(Bound::new(py, Self::own(e))?.into_any())
-    }
-
     /// The exact bytes this event contributes to a `POST /v1/events` body.
     fn wire_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let v = serialize::to_vec(&self.inner, Mode::Wire).map_err(|_| {
