@@ -260,6 +260,32 @@ fn parse_int_str(s: &str) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
+const INT_PARSING: (&str, &str) = (
+    "int_parsing",
+    "Input should be a valid integer, unable to parse string as an integer",
+);
+const FLOAT_PARSING: (&str, &str) = (
+    "float_parsing",
+    "Input should be a valid number, unable to parse string as a number",
+);
+
+/// A number parsed from text (`None` when the bytes were not UTF-8), or the `error`
+/// (kind, message) reported.
+fn parse_text_or<S: Source, T>(
+    ctx: &mut Ctx<S::Input>,
+    name: &str,
+    v: &S,
+    text: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    error: (&'static str, &'static str),
+) -> Option<T> {
+    let parsed = text.and_then(parse);
+    if parsed.is_none() {
+        ctx.push_err(key(name), v, error.0, error.1, None);
+    }
+    parsed
+}
+
 /// A non-negative integer (`Field(ge=0)`), coerced like pydantic's lax `int`.
 fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
     let int_type = |ctx: &mut Ctx<S::Input>| {
@@ -325,32 +351,11 @@ fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
             }
             f as i128
         }
-        Scalar::Str(s) => match parse_int_str(&s) {
-            Some(i) => i,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    None,
-                );
-                return None;
-            }
-        },
-        Scalar::Bytes(b) => match std::str::from_utf8(&b).ok().and_then(parse_int_str) {
-            Some(i) => i,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    None,
-                );
-                return None;
-            }
-        },
+        Scalar::Str(s) => parse_text_or(ctx, name, v, Some(&s), parse_int_str, INT_PARSING)?,
+        Scalar::Bytes(b) => {
+            let text = std::str::from_utf8(&b).ok();
+            parse_text_or(ctx, name, v, text, parse_int_str, INT_PARSING)?
+        }
         _ => {
             int_type(ctx);
             return None;
@@ -458,32 +463,11 @@ fn float_ge0<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<f6
         Scalar::Bool(b) => f64::from(u8::from(b)),
         Scalar::Int(i) => i as f64,
         Scalar::Float(f) => f,
-        Scalar::Str(s) => match parse_float_str(&s) {
-            Some(f) => f,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "float_parsing",
-                    "Input should be a valid number, unable to parse string as a number",
-                    None,
-                );
-                return None;
-            }
-        },
-        Scalar::Bytes(b) => match std::str::from_utf8(&b).ok().and_then(parse_float_str) {
-            Some(f) => f,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "float_parsing",
-                    "Input should be a valid number, unable to parse string as a number",
-                    None,
-                );
-                return None;
-            }
-        },
+        Scalar::Str(s) => parse_text_or(ctx, name, v, Some(&s), parse_float_str, FLOAT_PARSING)?,
+        Scalar::Bytes(b) => {
+            let text = std::str::from_utf8(&b).ok();
+            parse_text_or(ctx, name, v, text, parse_float_str, FLOAT_PARSING)?
+        }
         _ => {
             ctx.push_err(
                 key(name),
