@@ -791,3 +791,36 @@ def test_timestamp_offsets_survive_python_level_paths() -> None:
     ours, ref = _both("RunEvent", {**EVENT, "timestamp": ts})
     assert ours.model_dump_json(indent=1) == ref.model_dump_json(indent=1)
     assert ours.model_dump(exclude_unset=True) == ref.model_dump(exclude_unset=True)
+
+
+# ------------------------------------------------------------------ nested JSON dumps
+
+_NESTED_JSON_CASES = [
+    ("RunEventRequest", {"session_id": 'é\n\t\x01\x7f\u2028"\\/', "trace_id": "😀"}),
+    ("RunEventMetrics", {"latency_ms": 5, "success": False, "error_type": "x\x1f"}),
+    ("RunEventModelUsage", {"provider": "p", "model": "m", "input_tokens": 1, "output_tokens": 2}),
+    ("RunEventToolUsage", {"tool_name": "t", "cost_units": 1e-7}),
+    (
+        "RunEventUsage",
+        {
+            "model": {"provider": "p", "model": "m", "input_tokens": 1, "output_tokens": 2},
+            "tools": [
+                {"tool_name": "t", "cost_units": 1e-7},
+                {"tool_name": "u", "cost_units": float("inf")},
+                {"tool_name": "v", "invocations": 3, "cost_units": 1e16},
+            ],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), _NESTED_JSON_CASES, ids=[c[0] for c in _NESTED_JSON_CASES]
+)
+def test_nested_model_dump_json_is_pydantics(name: str, data: dict[str, Any]) -> None:
+    """Every nested class writes pydantic's JSON (float digits, ``inf`` as ``null``, escapes)."""
+    ours = getattr(OURS, name)(**data)
+    ref = getattr(REF, name)(**data)
+    assert ours.model_dump_json() == ref.model_dump_json()
+    assert ours.model_dump() == ref.model_dump()
+    assert repr(ours) == repr(ref)

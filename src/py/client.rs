@@ -13,9 +13,9 @@ use crate::core::event::serialize::{self, NonFinite};
 use crate::core::event::RunEvent;
 use crate::core::transport::{BodyStream, Client, Config, Notice, Observer, Response};
 
-use super::convert::query_value;
 use super::errors::{to_pyerr, to_pyerr_sync};
 use super::export::NativeExportStream;
+use super::http_args::query_value;
 use super::models::{validate_event, PyRunEvent};
 use super::runtime;
 
@@ -94,7 +94,7 @@ impl NativeResponse {
         for k in EXPORT_HEADER_KEYS {
             if let Some(v) = self.inner.header(k) {
                 let all = self.inner.headers.iter().map(|(_, v)| v.as_slice());
-                d.set_item(k, crate::py::convert::header_text(all, v))?;
+                d.set_item(k, crate::py::http_args::header_text(all, v))?;
             }
         }
         Ok(d)

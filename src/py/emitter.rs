@@ -13,7 +13,8 @@ use crate::core::event::serialize::{self, Mode};
 use crate::core::event::source_json;
 use crate::core::retry::DeliveryRule;
 
-use super::models::{raise_json_errors, validate_event, PyRunEvent};
+use super::models::{validate_event, PyRunEvent};
+use super::validation_error::raise_json_errors;
 
 /// Return codes of `emit`.
 const ACCEPTED: u32 = 1;

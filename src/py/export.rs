@@ -18,8 +18,9 @@ use crate::core::export::{LineSplitter, SplitError};
 use crate::core::transport::BodyStream;
 
 use super::errors::to_pyerr_for;
-use super::models::{json_invalid, raise_json_errors, PyRunEvent};
+use super::models::PyRunEvent;
 use super::runtime;
+use super::validation_error::{json_invalid, raise_json_errors};
 
 /// Why a line is not an event.
 enum Bad {
@@ -300,7 +301,7 @@ impl NativeExportStream {
             let lower = k.to_ascii_lowercase();
             if let Some((_, v)) = self.headers.iter().find(|(n, _)| *n == lower) {
                 let all = self.headers.iter().map(|(_, v)| v.as_slice());
-                d.set_item(k, crate::py::convert::header_text(all, v))?;
+                d.set_item(k, crate::py::http_args::header_text(all, v))?;
             }
         }
         Ok(d)

@@ -2,12 +2,16 @@
 
 pub mod client;
 pub mod convert;
+pub mod datetime;
 pub mod emitter;
 pub mod errors;
 pub mod export;
+pub mod fields;
+pub mod http_args;
 pub mod models;
 pub mod retry;
 pub mod runtime;
+pub mod validation_error;
 
 use pyo3::prelude::*;
 

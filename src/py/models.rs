@@ -4,41 +4,72 @@
 //! serialized without the GIL). Nested objects read from an event (`ev.usage.model`) are
 //! views that read and write through their parent, so `ev.usage.model.input_tokens = 5`
 //! changes `ev` as it does with pydantic; nested objects built directly own their data.
+//!
+//! The classes' getters, dumps, reprs and equality come from the field table
+//! (`core::event::event_models!`, expanded here by [`py_models!`]); the methods every class
+//! shares are written once ([`model_methods!`]) over the [`Node`] trait.
 
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyAttributeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pyclass::boolean_struct::False;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 use pyo3::IntoPyObjectExt;
 
-use crate::core::event::serialize::{self, Mode};
+use crate::core::event::serialize::{self, Mode, WriteJson};
 use crate::core::event::source_json;
-use crate::core::event::validate::{self, Ctx, LineError};
+use crate::core::event::validate::{self, Ctx, Instance, Key, Scalar, Source};
 use crate::core::event::{
-    FieldsSet, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage, METRICS_FIELDS,
-    MODEL_USAGE_FIELDS, REQUEST_FIELDS, TOOL_FIELDS, USAGE_FIELDS,
+    event_models, ApiVersion, EventType, FieldEq, FieldsSet, Metrics, Model, ModelUsage, Request,
+    RunEvent, Text, Timestamp, ToolUsage, Usage,
 };
 use crate::core::json;
 
-use super::convert::{self, PySrc};
+use super::convert;
+use super::fields::{model_repr, PyModel, PyValue};
+use super::validation_error::{
+    json_invalid, model_type_error, raise_json, raise_py, string_unicode,
+};
 
-fn py_input(py: Python<'_>, i: &Py<PyAny>) -> PyResult<Py<PyAny>> {
-    Ok(i.clone_ref(py))
-}
+/// A Python value as seen by the core validator.
+pub struct PySrc<'py>(pub Bound<'py, PyAny>);
 
-/// Raises `ValidationError` for Python-object input errors.
-pub fn raise_py(py: Python<'_>, title: &str, errors: &[LineError<Py<PyAny>>]) -> PyErr {
-    convert::validation_error(py, title, errors, py_input, "python")
-}
+impl<'py> Source for PySrc<'py> {
+    type Input = Py<PyAny>;
 
-fn raise_json(py: Python<'_>, title: &str, errors: &[LineError<serde_json::Value>]) -> PyErr {
-    convert::validation_error(py, title, errors, convert::json_to_py, "json")
-}
+    fn scalar(&self) -> Scalar<'_> {
+        convert::scalar(&self.0)
+    }
 
-/// Raises `ValidationError` for JSON-input errors of a `RunEvent`.
-pub fn raise_json_errors(py: Python<'_>, errors: &[LineError<serde_json::Value>]) -> PyErr {
-    raise_json(py, "RunEvent", errors)
+    fn instance(&self) -> Option<Instance> {
+        let o = &self.0;
+        // The common inputs (dicts, None) are never our model classes: skip six type checks.
+        if o.is_none() || o.cast::<PyDict>().is_ok() {
+            return None;
+        }
+        instance_of(o)
+    }
+
+    fn for_each_entry(&self, f: &mut dyn FnMut(Key<'_, Self>, Self)) {
+        convert::for_each_entry(&self.0, |k, v| match k {
+            Key::Str(s) => f(Key::Str(s), PySrc(v)),
+            Key::Other(o) => f(Key::Other(PySrc(o)), PySrc(v)),
+        });
+    }
+
+    fn elements(&self) -> Vec<Self> {
+        convert::elements(&self.0).into_iter().map(PySrc).collect()
+    }
+
+    fn input(&self) -> Py<PyAny> {
+        self.0.clone().unbind()
+    }
+
+    fn describe(&self) -> (String, String) {
+        convert::describe(&self.0)
+    }
 }
 
 /// Validates a Python value (mapping, our instance) as a `RunEvent`.
@@ -69,37 +100,6 @@ fn json_text(data: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
         json::parse_value(&b)
     };
     parsed.map_err(|e| json_invalid(data, &e))
-}
-
-/// The `ValidationError` pydantic raises for JSON text that is not valid Unicode.
-fn string_unicode(data: &Bound<'_, PyAny>) -> PyErr {
-    let err = LineError {
-        loc: Vec::new(),
-        kind: "string_unicode",
-        msg: "Input should be a valid string, unable to parse raw data as a unicode string".into(),
-        input: data.clone().unbind(),
-        input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
-        input_type: "str".to_string(),
-        ctx: None,
-    };
-    raise_py(data.py(), "RunEvent", &[err])
-}
-
-/// The `ValidationError` pydantic raises for text that is not JSON.
-pub fn json_invalid(data: &Bound<'_, PyAny>, e: &serde_json::Error) -> PyErr {
-    let err = LineError {
-        loc: Vec::new(),
-        kind: "json_invalid",
-        msg: format!("Invalid JSON: {e}"),
-        input: data.clone().unbind(),
-        input_repr: data.repr().map(|r| r.to_string()).unwrap_or_default(),
-        input_type: "str".to_string(),
-        ctx: Some((
-            "error",
-            crate::core::event::validate::CtxValue::Str(e.to_string()),
-        )),
-    };
-    raise_py(data.py(), "RunEvent", &[err])
 }
 
 /// Calls `flightdeck_rs._model_api.<name>(*args, **kwargs)`: the pydantic-model API beyond
@@ -188,27 +188,6 @@ fn fields_set_from(names: &[&str], given: &Bound<'_, PyAny>) -> PyResult<FieldsS
     Ok(set)
 }
 
-/// pydantic's `model_type` error for a value that is neither a mapping nor an instance.
-fn model_type_error(obj: &Bound<'_, PyAny>, class: &str) -> PyErr {
-    let err = LineError {
-        loc: Vec::new(),
-        kind: "model_type",
-        msg: format!("Input should be a valid dictionary or instance of {class}"),
-        input: obj.clone().unbind(),
-        input_repr: obj.repr().map(|r| r.to_string()).unwrap_or_default(),
-        input_type: obj
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
-        ctx: Some((
-            "class_name",
-            crate::core::event::validate::CtxValue::Str(class.to_string()),
-        )),
-    };
-    raise_py(obj.py(), class, &[err])
-}
-
 fn dump_mode(mode: &str) -> PyResult<bool> {
     match mode {
         "python" => Ok(false),
@@ -219,135 +198,335 @@ fn dump_mode(mode: &str) -> PyResult<bool> {
     }
 }
 
-fn repr_of(v: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(v.repr()?.to_str()?.to_string())
-}
+/// A model class: its instances hold a record of their own, or view one inside a parent.
+pub trait Node: pyo3::PyClass<Frozen = False> + Into<PyClassInitializer<Self>> {
+    /// The record.
+    type Data: PyModel;
+    /// An instance owning `data`.
+    fn own(data: Self::Data) -> Self;
+    /// Runs `f` on the record.
+    fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Self::Data) -> R) -> PyResult<R>;
+    /// Runs `f` on the record for modification.
+    fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Self::Data) -> R) -> PyResult<R>;
+    /// `model_validate(obj)` of a value that is not an instance of the class: a dict.
+    fn validate_other(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        match obj.cast::<PyDict>() {
+            Ok(d) => construct(obj.py(), Some(d)),
+            Err(_) => Err(model_type_error(obj, Self::Data::NAME)),
+        }
+    }
 
-fn s_repr(py: Python<'_>, s: &str) -> PyResult<String> {
-    repr_of(PyString::new(py, s).as_any())
-}
+    /// `model_validate_json(data)` without options; `None` leaves it to pydantic's path.
+    fn validate_json(_data: &Bound<'_, PyAny>) -> Option<PyResult<Self>> {
+        None
+    }
 
-fn opt_repr(py: Python<'_>, s: &Option<Text>) -> PyResult<String> {
-    match s {
-        Some(s) => s_repr(py, s),
-        None => Ok("None".into()),
+    /// Changes a copy of `slf`'s record with `f` (no borrow is held while `f` runs: it may
+    /// run Python code) and stores the copy when `f` succeeds.
+    #[inline]
+    fn edit(
+        slf: &Bound<'_, Self>,
+        f: impl FnOnce(&mut Self::Data) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let mut copy = slf.borrow().read(py, Clone::clone)?;
+        f(&mut copy)?;
+        slf.borrow_mut().write(py, |d| *d = copy)
     }
 }
 
-fn py_bool(b: bool) -> &'static str {
-    if b {
-        "True"
-    } else {
-        "False"
-    }
+/// A parent's field that holds nested records `T`: the record itself, an `Option` of it, or
+/// a list of them.
+pub trait Holds<T> {
+    /// What the record is called when it is gone (`request`, `tool`).
+    const WHAT: &'static str;
+    /// The record at `index`.
+    fn at(&self, index: usize) -> Option<&T>;
+    /// The record at `index`, for modification.
+    fn at_mut(&mut self, index: usize) -> Option<&mut T>;
 }
 
-fn request_fields(py: Python<'_>, r: &Request) -> PyResult<String> {
-    Ok(format!(
-        "session_id={}, trace_id={}, span_id={}",
-        opt_repr(py, &r.session_id)?,
-        opt_repr(py, &r.trace_id)?,
-        opt_repr(py, &r.span_id)?
-    ))
-}
-
-fn metrics_fields(py: Python<'_>, m: &Metrics) -> PyResult<String> {
-    Ok(format!(
-        "latency_ms={}, success={}, error_type={}",
-        m.latency_ms.map_or("None".to_string(), |v| v.to_string()),
-        py_bool(m.success),
-        opt_repr(py, &m.error_type)?
-    ))
-}
-
-fn model_usage_fields(py: Python<'_>, m: &ModelUsage) -> PyResult<String> {
-    Ok(format!(
-        "provider={}, model={}, input_tokens={}, output_tokens={}, cached_input_tokens={}",
-        s_repr(py, &m.provider)?,
-        s_repr(py, &m.model)?,
-        m.input_tokens,
-        m.output_tokens,
-        m.cached_input_tokens
-    ))
-}
-
-fn tool_fields(py: Python<'_>, t: &ToolUsage) -> PyResult<String> {
-    Ok(format!(
-        "tool_name={}, invocations={}, cost_units={}",
-        s_repr(py, &t.tool_name)?,
-        t.invocations,
-        repr_of(&t.cost_units.into_pyobject(py)?.into_any())?
-    ))
-}
-
-fn usage_fields(py: Python<'_>, u: &Usage) -> PyResult<String> {
-    let tools = u
-        .tools
-        .iter()
-        .map(|t| Ok(format!("RunEventToolUsage({})", tool_fields(py, t)?)))
-        .collect::<PyResult<Vec<_>>>()?;
-    Ok(format!(
-        "model=RunEventModelUsage({}), tools=[{}]",
-        model_usage_fields(py, &u.model)?,
-        tools.join(", ")
-    ))
-}
-
-fn event_fields(py: Python<'_>, e: &RunEvent) -> PyResult<String> {
-    let mut out = format!(
-        "api_version='v1', type={}, timestamp={}",
-        s_repr(py, e.kind.as_str())?,
-        repr_of(&convert::timestamp_to_py(py, &e.timestamp)?)?
-    );
-    for (name, v) in [
-        ("workspace_id", &e.workspace_id),
-        ("agent_id", &e.agent_id),
-        ("release_id", &e.release_id),
-        ("run_id", &e.run_id),
-        ("tenant_id", &e.tenant_id),
-        ("task_id", &e.task_id),
-        ("environment", &e.environment),
-    ] {
-        out.push_str(&format!(", {name}={}", s_repr(py, v)?));
-    }
-    let req = match &e.request {
-        Some(r) => format!("RunEventRequest({})", request_fields(py, r)?),
-        None => "None".into(),
+macro_rules! holds_itself {
+    ($($t:ty),*) => {
+        $(impl Holds<$t> for $t {
+            const WHAT: &'static str = stringify!($t);
+            #[inline]
+            fn at(&self, _: usize) -> Option<&$t> {
+                Some(self)
+            }
+            #[inline]
+            fn at_mut(&mut self, _: usize) -> Option<&mut $t> {
+                Some(self)
+            }
+        })*
     };
-    out.push_str(&format!(
-        ", request={req}, metrics=RunEventMetrics({}), usage=RunEventUsage({}), labels={}",
-        metrics_fields(py, &e.metrics)?,
-        usage_fields(py, &e.usage)?,
-        repr_of(convert::labels_dict(py, &e.labels)?.as_any())?
-    ));
-    Ok(out)
 }
 
-/// Field-wise equality as pydantic compares: aware timestamps by instant, labels as a dict.
-fn events_equal(a: &RunEvent, b: &RunEvent) -> bool {
-    let ts_equal = match (a.timestamp.offset, b.timestamp.offset) {
-        (Some(_), Some(_)) => a.timestamp.utc_naive() == b.timestamp.utc_naive(),
-        (None, None) => a.timestamp.naive == b.timestamp.naive,
-        _ => false,
-    };
-    let labels_equal = a.labels.len() == b.labels.len()
-        && a.labels
-            .iter()
-            .all(|(k, v)| b.labels.iter().any(|(k2, v2)| k == k2 && v == v2));
-    ts_equal
-        && labels_equal
-        && a.kind == b.kind
-        && a.workspace_id == b.workspace_id
-        && a.agent_id == b.agent_id
-        && a.release_id == b.release_id
-        && a.run_id == b.run_id
-        && a.tenant_id == b.tenant_id
-        && a.task_id == b.task_id
-        && a.environment == b.environment
-        && a.request == b.request
-        && a.metrics == b.metrics
-        && a.usage == b.usage
+holds_itself!(Metrics, Usage, ModelUsage);
+
+impl Holds<Request> for Option<Request> {
+    const WHAT: &'static str = "request";
+    #[inline]
+    fn at(&self, _: usize) -> Option<&Request> {
+        self.as_ref()
+    }
+    #[inline]
+    fn at_mut(&mut self, _: usize) -> Option<&mut Request> {
+        self.as_mut()
+    }
 }
+
+impl Holds<ToolUsage> for Vec<ToolUsage> {
+    const WHAT: &'static str = "tool";
+    #[inline]
+    fn at(&self, index: usize) -> Option<&ToolUsage> {
+        self.get(index)
+    }
+    #[inline]
+    fn at_mut(&mut self, index: usize) -> Option<&mut ToolUsage> {
+        self.get_mut(index)
+    }
+}
+
+/// Where a nested record lives: in the view itself, or at `index` of field `F` of its
+/// parent `P`.
+pub enum Slot<T: 'static, P: Node, F: Holds<T> + 'static> {
+    Own(T),
+    In(Lens<P, F>),
+}
+
+/// The way from a parent to one nested record.
+pub struct Lens<P: Node, F: 'static> {
+    parent: Py<P>,
+    /// The field of the parent.
+    field: fn(&P::Data) -> &F,
+    field_mut: fn(&mut P::Data) -> &mut F,
+    index: usize,
+}
+
+fn stale(what: &str) -> PyErr {
+    PyAttributeError::new_err(format!("{what} is no longer part of its parent event"))
+}
+
+impl<T: 'static, P: Node, F: Holds<T> + 'static> Slot<T, P, F> {
+    #[inline]
+    fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&T) -> R) -> PyResult<R> {
+        match self {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(l) => l
+                .parent
+                .bind(py)
+                .try_borrow()?
+                .read(py, |pd| (l.field)(pd).at(l.index).map(f))?
+                .ok_or_else(|| stale(F::WHAT)),
+        }
+    }
+
+    #[inline]
+    fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> PyResult<R> {
+        match self {
+            Slot::Own(d) => Ok(f(d)),
+            Slot::In(l) => l
+                .parent
+                .bind(py)
+                .try_borrow_mut()?
+                .write(py, |pd| (l.field_mut)(pd).at_mut(l.index).map(f))?
+                .ok_or_else(|| stale(F::WHAT)),
+        }
+    }
+}
+
+/// A field as an attribute of instances of `O`: plain values are read out, nested records
+/// are views into `O`'s record.
+pub trait Attr<O: Node>: Sized {
+    /// `owner.<field>`, where `field` and `field_mut` reach the field in `O`'s record.
+    fn get<'py>(
+        owner: &Bound<'py, O>,
+        field: fn(&O::Data) -> &Self,
+        field_mut: fn(&mut O::Data) -> &mut Self,
+    ) -> PyResult<Bound<'py, PyAny>>;
+}
+
+macro_rules! plain_attrs {
+    ($($t:ty),*) => {
+        $(impl<O: Node> Attr<O> for $t {
+            #[inline]
+            fn get<'py>(
+                owner: &Bound<'py, O>,
+                field: fn(&O::Data) -> &Self,
+                _: fn(&mut O::Data) -> &mut Self,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let py = owner.py();
+                owner.borrow().read(py, |d| field(d).to_py(py, false))?
+            }
+        })*
+    };
+}
+
+plain_attrs!(
+    Text,
+    Option<Text>,
+    u64,
+    Option<u64>,
+    bool,
+    f64,
+    Timestamp,
+    EventType,
+    ApiVersion,
+    Vec<(Text, Text)>
+);
+
+/// A view of the record at `index` of a field of `owner`.
+fn view<'py, C, P, F>(
+    owner: &Bound<'py, P>,
+    field: fn(&P::Data) -> &F,
+    field_mut: fn(&mut P::Data) -> &mut F,
+    index: usize,
+) -> PyResult<Bound<'py, C>>
+where
+    C: Node + From<Slot<C::Data, P, F>>,
+    P: Node,
+    F: Holds<C::Data> + 'static,
+{
+    let lens = Lens {
+        parent: owner.clone().unbind(),
+        field,
+        field_mut,
+        index,
+    };
+    Bound::new(owner.py(), C::from(Slot::In(lens)))
+}
+
+/// `RunEvent.request`: `None`, or a view.
+impl Attr<PyRunEvent> for Option<Request> {
+    fn get<'py>(
+        owner: &Bound<'py, PyRunEvent>,
+        field: fn(&RunEvent) -> &Self,
+        field_mut: fn(&mut RunEvent) -> &mut Self,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = owner.py();
+        if owner.borrow().read(py, |e| field(e).is_none())? {
+            return Ok(py.None().into_bound(py));
+        }
+        let v = view::<PyRequest, _, _>(owner, field, field_mut, 0)?;
+        Ok(v.into_any())
+    }
+}
+
+macro_rules! nested_attr {
+    ($t:ty, $class:ty, $parent:ty) => {
+        impl Attr<$parent> for $t {
+            fn get<'py>(
+                owner: &Bound<'py, $parent>,
+                field: fn(&<$parent as Node>::Data) -> &Self,
+                field_mut: fn(&mut <$parent as Node>::Data) -> &mut Self,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let v = view::<$class, _, _>(owner, field, field_mut, 0)?;
+                Ok(v.into_any())
+            }
+        }
+    };
+}
+
+nested_attr!(Metrics, PyMetrics, PyRunEvent);
+nested_attr!(Usage, PyUsage, PyRunEvent);
+nested_attr!(ModelUsage, PyModelUsage, PyUsage);
+
+/// `RunEventUsage.tools`: a list of views.
+impl Attr<PyUsage> for Vec<ToolUsage> {
+    fn get<'py>(
+        owner: &Bound<'py, PyUsage>,
+        field: fn(&Usage) -> &Self,
+        field_mut: fn(&mut Usage) -> &mut Self,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = owner.py();
+        let n = owner.borrow().read(py, |u| field(u).len())?;
+        let items = (0..n)
+            .map(|i| view::<PyToolUsage, _, _>(owner, field, field_mut, i))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyList::new(py, items)?.into_any())
+    }
+}
+
+/// From the field table: each record's dict, repr and field values ([`PyModel`]), its
+/// classes' getters, and the recognition of instances as validator input.
+macro_rules! py_models {
+    ([$($class:ident),*] $(
+        $(#[$meta:meta])*
+        $name:ident $pyclass:literal $($dflt:ident)? {
+            $(
+                $(#[$fmeta:meta])*
+                $f:ident $(as $py:literal)? : $t:ty $(= $d:expr)?
+            ),* $(,)?
+        }
+    )*) => {
+        $(
+            impl PyModel for $name {
+                fn keys(py: Python<'_>) -> &[Py<PyString>] {
+                    static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+                    KEYS.get_or_init(py, || {
+                        <$name as Model>::FIELDS
+                            .iter()
+                            .map(|n| PyString::intern(py, n).unbind())
+                            .collect()
+                    })
+                }
+
+                fn for_each_value(
+                    &self,
+                    f: &mut dyn FnMut(&dyn PyValue) -> PyResult<()>,
+                ) -> PyResult<()> {
+                    $(f(&self.$f)?;)*
+                    Ok(())
+                }
+            }
+
+            impl PyValue for $name {
+                /// The record as a dict (`model_dump()`).
+                fn to_py<'py>(&self, py: Python<'py>, json: bool) -> PyResult<Bound<'py, PyAny>> {
+                    let d = PyDict::new(py);
+                    let mut keys = <$name as PyModel>::keys(py).iter();
+                    $(
+                        if let Some(k) = keys.next() {
+                            d.set_item(k.bind(py), PyValue::to_py(&self.$f, py, json)?)?;
+                        }
+                    )*
+                    Ok(d.into_any())
+                }
+                fn repr(&self, py: Python<'_>, out: &mut String) -> PyResult<()> {
+                    model_repr(self, py, out)
+                }
+            }
+
+            // The class listed for this record in `event_models!(py_models [...])` holds it.
+            const _: fn(&<$class as Node>::Data) -> &$name = |d| d;
+
+            #[pymethods]
+            impl $class {
+                $(
+                    #[getter]
+                    $(#[pyo3(name = $py)])?
+                    fn $f<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                        <$t as Attr<Self>>::get(slf, |d| &d.$f, |d| &mut d.$f)
+                    }
+                )*
+            }
+        )*
+
+        /// Our model instance's record, as validator input.
+        fn instance_of(o: &Bound<'_, PyAny>) -> Option<Instance> {
+            let py = o.py();
+            $(
+                if let Ok(x) = o.cast::<$class>() {
+                    return x.try_borrow().ok()?.read(py, |d| d.clone().into_instance()).ok();
+                }
+            )*
+            None
+        }
+    };
+}
+
+event_models!(py_models PyRequest, PyMetrics, PyModelUsage, PyToolUsage, PyUsage, PyRunEvent);
 
 /// One agent run: the record `POST /v1/events` accepts.
 #[pyclass(module = "flightdeck_rs.models", name = "RunEvent", weakref)]
@@ -355,303 +534,202 @@ pub struct PyRunEvent {
     pub inner: Arc<RunEvent>,
 }
 
-impl PyRunEvent {
-    /// Runs `f` on the event data.
-    pub fn read<R>(&self, _py: Python<'_>, f: impl FnOnce(&RunEvent) -> R) -> PyResult<R> {
+impl Node for PyRunEvent {
+    type Data = RunEvent;
+
+    #[inline]
+    fn own(data: RunEvent) -> Self {
+        Self {
+            inner: Arc::new(data),
+        }
+    }
+
+    #[inline]
+    fn read<R>(&self, _py: Python<'_>, f: impl FnOnce(&RunEvent) -> R) -> PyResult<R> {
         Ok(f(&self.inner))
     }
 
-    /// Runs `f` on the event data for modification (copy-on-write).
-    pub fn write<R>(&mut self, _py: Python<'_>, f: impl FnOnce(&mut RunEvent) -> R) -> PyResult<R> {
+    /// Copy-on-write: a batch being sent keeps the data it took.
+    #[inline]
+    fn write<R>(&mut self, _py: Python<'_>, f: impl FnOnce(&mut RunEvent) -> R) -> PyResult<R> {
         Ok(f(Arc::make_mut(&mut self.inner)))
     }
-}
 
-#[pymethods]
-impl PyRunEvent {
-    #[new]
-    #[pyo3(signature = (**data))]
-    fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        let src = kwargs_or_empty(py, data);
-        let mut ctx = Ctx::default();
-        match validate::event_from_map(&mut ctx, &PySrc(src)) {
-            Some(e) if ctx.errors.is_empty() => Ok(Self { inner: Arc::new(e) }),
-            _ => Err(raise_py(py, "RunEvent", &ctx.errors)),
-        }
-    }
-
-    /// Validates a dict (or an existing event) into a `RunEvent`.
-    #[classmethod]
-    #[pyo3(signature = (obj, **opts))]
-    fn model_validate<'py>(
-        cls: &Bound<'py, PyType>,
-        py: Python<'py>,
-        obj: &Bound<'py, PyAny>,
-        opts: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        if has_options(opts) {
-            return model_api(py, "model_validate", (cls, obj), opts);
-        }
-        if let Ok(o) = obj.cast::<PyRunEvent>() {
-            return Ok(o.clone().into_any());
-        }
-        let e = if obj.cast::<PyDict>().is_err()
-            && obj.cast::<PyRunEvent>().is_err()
-            && obj.hasattr("model_dump")?
-        {
+    /// A dict, or an object with `model_dump()` (another pydantic model, say).
+    fn validate_other(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = obj.py();
+        let e = if obj.cast::<PyDict>().is_err() && obj.hasattr("model_dump")? {
             validate_event(py, &obj.call_method0("model_dump")?)?
         } else {
             validate_event(py, obj)?
         };
-        Ok(Bound::new(py, Self { inner: Arc::new(e) })?.into_any())
+        Ok(Self::own(e))
     }
 
-    /// Validates JSON text (str or bytes) into a `RunEvent`.
-    #[classmethod]
-    #[pyo3(signature = (json_data, **opts))]
-    fn model_validate_json<'py>(
-        cls: &Bound<'py, PyType>,
-        py: Python<'py>,
-        json_data: &Bound<'py, PyAny>,
-        opts: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        if has_options(opts) {
-            return model_api(py, "model_validate_json", (cls, json_data), opts);
-        }
-        let v = json_text(json_data)?;
-        let e =
-            source_json::event_from_value(&v).map_err(|errs| raise_json(py, "RunEvent", &errs))?;
-        Ok(Bound::new(py, Self { inner: Arc::new(e) })?.into_any())
-    }
-
-    /// The event as a dict; `mode="json"` gives JSON-ready values (timestamp as text).
-    /// Takes pydantic's other options too (`include`, `exclude`, `exclude_unset`, ...).
-    #[pyo3(signature = (*, mode = "python", **opts))]
-    fn model_dump<'py>(
-        slf: &Bound<'py, Self>,
-        mode: &str,
-        opts: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        if has_options(opts) {
-            return model_api(py, "model_dump", (slf, mode), opts);
-        }
-        Ok(convert::event_dict(py, &slf.borrow().inner, dump_mode(mode)?)?.into_any())
-    }
-
-    /// The event as compact JSON text, as pydantic's `model_dump_json()` writes it.
-    /// Takes pydantic's options too (`indent`, `include`, `exclude`, ...).
-    #[pyo3(signature = (**opts))]
-    fn model_dump_json<'py>(
-        slf: &Bound<'py, Self>,
-        opts: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        if has_options(opts) {
-            return model_api(py, "model_dump_json", (slf,), opts);
-        }
-        let v = serialize::to_vec(&slf.borrow().inner, Mode::Pydantic).map_err(|_| {
-            PyValueError::new_err("Out of range float values are not JSON compliant")
-        })?;
-        let text = String::from_utf8(v).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(PyString::new(py, &text).into_any())
-    }
-
-    /// The names of the fields the caller set (pydantic's `model_fields_set`).
-    #[getter]
-    fn model_fields_set<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PySet>> {
-        fields_set_of(py, &validate::EVENT_FIELDS, self.inner.set)
-    }
-
-    /// Replaces the record of set fields (for `model_construct(_fields_set=...)`).
-    fn _replace_fields_set(&mut self, names: &Bound<'_, PyAny>) -> PyResult<()> {
-        let set = fields_set_from(&validate::EVENT_FIELDS, names)?;
-        Arc::make_mut(&mut self.inner).set = set;
-        Ok(())
-    }
-
-    /// The exact bytes this event contributes to a `POST /v1/events` body.
-    fn wire_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let v = serialize::to_vec(&self.inner, Mode::Wire).map_err(|_| {
-            PyValueError::new_err("Out of range float values are not JSON compliant")
-        })?;
-        Ok(PyBytes::new(py, &v))
-    }
-
-    /// A copy, optionally with fields replaced (validated).
-    #[pyo3(signature = (*, update = None, deep = false))]
-    fn model_copy(
-        slf: &Bound<'_, Self>,
-        update: Option<&Bound<'_, PyDict>>,
-        deep: bool,
-    ) -> PyResult<Self> {
-        let _ = deep;
-        let py = slf.py();
-        let mut copy = (*slf.borrow().inner).clone();
-        if let Some(u) = update {
-            let mut ctx = Ctx::default();
-            for (k, v) in u.iter() {
-                let name: String = k.extract()?;
-                if !validate::assign_event(&mut ctx, &mut copy, &name, &PySrc(v)) {
-                    return Err(PyAttributeError::new_err(format!(
-                        "RunEvent has no field {name:?}"
-                    )));
-                }
-            }
-            if !ctx.errors.is_empty() {
-                return Err(raise_py(py, "RunEvent", &ctx.errors));
-            }
-        }
-        Ok(Self {
-            inner: Arc::new(copy),
-        })
-    }
-
-    #[getter]
-    fn api_version(&self) -> &'static str {
-        "v1"
-    }
-    #[getter(r#type)]
-    fn kind(&self) -> &'static str {
-        self.inner.kind.as_str()
-    }
-    #[getter]
-    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::timestamp_to_py(py, &self.inner.timestamp)
-    }
-    #[getter]
-    fn workspace_id(&self) -> &str {
-        &self.inner.workspace_id
-    }
-    #[getter]
-    fn agent_id(&self) -> &str {
-        &self.inner.agent_id
-    }
-    #[getter]
-    fn release_id(&self) -> &str {
-        &self.inner.release_id
-    }
-    #[getter]
-    fn run_id(&self) -> &str {
-        &self.inner.run_id
-    }
-    #[getter]
-    fn tenant_id(&self) -> &str {
-        &self.inner.tenant_id
-    }
-    #[getter]
-    fn task_id(&self) -> &str {
-        &self.inner.task_id
-    }
-    #[getter]
-    fn environment(&self) -> &str {
-        &self.inner.environment
-    }
-    #[getter]
-    fn request(slf: &Bound<'_, Self>) -> PyResult<Option<PyRequest>> {
-        Ok(slf.borrow().inner.request.as_ref().map(|_| PyRequest {
-            slot: Slot::In(slf.clone().unbind()),
+    /// JSON text (str or bytes), validated in Rust.
+    fn validate_json(data: &Bound<'_, PyAny>) -> Option<PyResult<Self>> {
+        let py = data.py();
+        Some(json_text(data).and_then(|v| {
+            source_json::event_from_value(&v)
+                .map(Self::own)
+                .map_err(|errs| raise_json(py, "RunEvent", &errs))
         }))
     }
-    #[getter]
-    fn metrics(slf: &Bound<'_, Self>) -> PyMetrics {
-        PyMetrics {
-            slot: Slot::In(slf.clone().unbind()),
-        }
-    }
-    #[getter]
-    fn usage(slf: &Bound<'_, Self>) -> PyUsage {
-        PyUsage {
-            slot: Slot::In(slf.clone().unbind()),
-        }
-    }
-    #[getter]
-    fn labels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        convert::labels_dict(py, &self.inner.labels)
-    }
 
-    fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let mut copy = (*slf.borrow().inner).clone();
+    /// The copy is made in its `Arc` and moved no more.
+    #[inline]
+    fn edit(slf: &Bound<'_, Self>, f: impl FnOnce(&mut RunEvent) -> PyResult<()>) -> PyResult<()> {
+        let mut copy = Arc::new((*slf.borrow().inner).clone());
+        f(Arc::make_mut(&mut copy))?;
+        slf.borrow_mut().inner = copy;
+        Ok(())
+    }
+}
+
+/// A nested record's class: a [`Slot`] in `$parent`'s record, reached through field type `$field`.
+macro_rules! nested_class {
+    ($(#[$meta:meta])* $class:ident, $pyname:literal, $data:ty, $parent:ty, $field:ty) => {
+        $(#[$meta])*
+        #[pyclass(module = "flightdeck_rs.models", name = $pyname)]
+        pub struct $class {
+            slot: Slot<$data, $parent, $field>,
+        }
+
+        impl From<Slot<$data, $parent, $field>> for $class {
+            fn from(slot: Slot<$data, $parent, $field>) -> Self {
+                Self { slot }
+            }
+        }
+
+        impl Node for $class {
+            type Data = $data;
+
+            #[inline]
+            fn own(data: $data) -> Self {
+                Self {
+                    slot: Slot::Own(data),
+                }
+            }
+
+            #[inline]
+            fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&$data) -> R) -> PyResult<R> {
+                self.slot.read(py, f)
+            }
+
+            #[inline]
+            fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut $data) -> R) -> PyResult<R> {
+                self.slot.write(py, f)
+            }
+        }
+    };
+}
+
+nested_class!(
+    /// `RunEventRequest`: session / trace / span ids.
+    PyRequest, "RunEventRequest", Request, PyRunEvent, Option<Request>
+);
+nested_class!(
+    /// `RunEventMetrics`: latency, success and error type of a run.
+    PyMetrics, "RunEventMetrics", Metrics, PyRunEvent, Metrics
+);
+nested_class!(
+    /// `RunEventUsage`: the model usage and the tools used by a run.
+    PyUsage, "RunEventUsage", Usage, PyRunEvent, Usage
+);
+nested_class!(
+    /// `RunEventModelUsage`: provider, model and token counts.
+    PyModelUsage, "RunEventModelUsage", ModelUsage, PyUsage, ModelUsage
+);
+nested_class!(
+    /// `RunEventToolUsage`: one tool's invocations and cost units.
+    PyToolUsage, "RunEventToolUsage", ToolUsage, PyUsage, Vec<ToolUsage>
+);
+
+/// `Class(**data)`.
+#[inline]
+fn construct<C: Node>(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<C> {
+    let src = kwargs_or_empty(py, data);
+    let mut ctx = Ctx::default();
+    match C::Data::from_map(&mut ctx, &PySrc(src)) {
+        Some(d) if ctx.errors.is_empty() => Ok(C::own(d)),
+        _ => Err(raise_py(py, C::Data::NAME, &ctx.errors)),
+    }
+}
+
+/// A copy of `slf`'s record with the fields of `update` assigned (validated).
+#[inline]
+fn copy_with<C: Node>(slf: &Bound<'_, C>, update: Option<&Bound<'_, PyDict>>) -> PyResult<C> {
+    let py = slf.py();
+    let mut copy = slf.borrow().read(py, Clone::clone)?;
+    if let Some(u) = update {
         let mut ctx = Ctx::default();
-        if !validate::assign_event(&mut ctx, &mut copy, name, &PySrc(value)) {
+        for (k, v) in u.iter() {
+            let name: String = k.extract()?;
+            if !copy.assign(&mut ctx, &name, &PySrc(v)) {
+                return Err(PyAttributeError::new_err(format!(
+                    "{} has no field {name:?}",
+                    C::Data::NAME
+                )));
+            }
+        }
+        if !ctx.errors.is_empty() {
+            return Err(raise_py(py, C::Data::NAME, &ctx.errors));
+        }
+    }
+    Ok(C::own(copy))
+}
+
+/// `obj.name = value`, validated.
+#[inline]
+fn set_attr<C: Node>(slf: &Bound<'_, C>, name: &str, value: Bound<'_, PyAny>) -> PyResult<()> {
+    let py = slf.py();
+    C::edit(slf, |copy| {
+        let mut ctx = Ctx::default();
+        if !copy.assign(&mut ctx, name, &PySrc(value)) {
             return Err(PyValueError::new_err(format!(
-                "\"RunEvent\" object has no field \"{name}\""
+                "\"{}\" object has no field \"{name}\"",
+                C::Data::NAME
             )));
         }
         if !ctx.errors.is_empty() {
-            return Err(raise_py(py, "RunEvent", &ctx.errors));
+            return Err(raise_py(py, C::Data::NAME, &ctx.errors));
         }
-        slf.borrow_mut().inner = Arc::new(copy);
         Ok(())
-    }
+    })
+}
 
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let py = other.py();
-        match other.cast::<PyRunEvent>() {
-            Ok(o) => events_equal(&self.inner, &o.try_borrow()?.inner).into_py_any(py),
-            Err(_) => Ok(py.NotImplemented()),
+/// pydantic's `==`: field by field (aware timestamps by instant, labels as a dict).
+#[inline]
+fn equal<C: Node>(this: &C, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let py = other.py();
+    match other.cast::<C>() {
+        Ok(o) => {
+            let o = o.try_borrow()?;
+            this.read(py, |a| o.read(py, |b| a.same(b)))??
+                .into_py_any(py)
         }
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("RunEvent({})", event_fields(py, &self.inner)?))
-    }
-
-    fn __copy__(&self) -> Self {
-        Self {
-            inner: Arc::new((*self.inner).clone()),
-        }
-    }
-
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> Self {
-        self.__copy__()
-    }
-
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        model_api(slf.py(), "reduce", (slf,), None)
+        Err(_) => Ok(py.NotImplemented()),
     }
 }
 
-/// Where a nested record's data lives: in itself, or inside its parent.
-pub enum Slot<T, P> {
-    Own(T),
-    In(Py<P>),
-}
-
-/// Compact JSON of a nested record through Python's encoder (no floats in these records).
-fn json_of_dict(py: Python<'_>, d: Bound<'_, PyDict>) -> PyResult<String> {
-    let json = py.import("json")?;
-    let kw = PyDict::new(py);
-    kw.set_item("separators", (",", ":"))?;
-    kw.set_item("ensure_ascii", false)?;
-    json.call_method("dumps", (d,), Some(&kw))?.extract()
-}
-
-/// pydantic's JSON of a tool record (its float is formatted like pydantic's).
-fn tool_json(_py: Python<'_>, t: &ToolUsage) -> PyResult<String> {
-    let mut buf = Vec::new();
-    serialize::write_tool(&mut buf, t, Mode::Pydantic)
-        .map_err(|_| PyValueError::new_err("Out of range float values are not JSON compliant"))?;
-    String::from_utf8(buf).map_err(|e| PyValueError::new_err(e.to_string()))
-}
-
-macro_rules! nested_model {
-    ($ty:ident, $pyname:literal, $data:ty, $own:path, $from_map:path, $assign:path, $dict:path,
-     $fields:path, $json:expr, $names:expr) => {
+/// The methods every model class has, written once.
+macro_rules! model_methods {
+    (
+        $class:ty,
+        validate: [$(#[$validate_doc:meta])*],
+        validate_json: [$(#[$validate_json_doc:meta])*],
+        dump: [$(#[$dump_doc:meta])*],
+        dump_json: [$(#[$json_doc:meta])*]
+    ) => {
         #[pymethods]
-        impl $ty {
+        impl $class {
             #[new]
             #[pyo3(signature = (**data))]
             fn new(py: Python<'_>, data: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-                let src = kwargs_or_empty(py, data);
-                let mut ctx = Ctx::default();
-                match $from_map(&mut ctx, &PySrc(src)) {
-                    Some(v) if ctx.errors.is_empty() => Ok(Self { slot: $own(v) }),
-                    _ => Err(raise_py(py, $pyname, &ctx.errors)),
-                }
+                construct(py, data)
             }
 
+            $(#[$validate_doc])*
             #[classmethod]
             #[pyo3(signature = (obj, **opts))]
             fn model_validate<'py>(
@@ -663,22 +741,13 @@ macro_rules! nested_model {
                 if has_options(opts) {
                     return model_api(py, "model_validate", (cls, obj), opts);
                 }
-                if let Ok(o) = obj.cast::<$ty>() {
+                if let Ok(o) = obj.cast::<Self>() {
                     return Ok(o.clone().into_any());
                 }
-                let mut ctx = Ctx::default();
-                let src = PySrc(obj.clone());
-                if obj.cast::<PyDict>().is_err() {
-                    return Err(model_type_error(obj, $pyname));
-                }
-                match $from_map(&mut ctx, &src) {
-                    Some(v) if ctx.errors.is_empty() => {
-                        Ok(Bound::new(py, Self { slot: $own(v) })?.into_any())
-                    }
-                    _ => Err(raise_py(py, $pyname, &ctx.errors)),
-                }
+                Ok(Bound::new(py, Self::validate_other(obj)?)?.into_any())
             }
 
+            $(#[$validate_json_doc])*
             #[classmethod]
             #[pyo3(signature = (json_data, **opts))]
             fn model_validate_json<'py>(
@@ -687,9 +756,15 @@ macro_rules! nested_model {
                 json_data: &Bound<'py, PyAny>,
                 opts: Option<&Bound<'py, PyDict>>,
             ) -> PyResult<Bound<'py, PyAny>> {
+                if !has_options(opts) {
+                    if let Some(v) = Self::validate_json(json_data) {
+                        return Ok(Bound::new(py, v?)?.into_any());
+                    }
+                }
                 model_api(py, "model_validate_json", (cls, json_data), opts)
             }
 
+            $(#[$dump_doc])*
             #[pyo3(signature = (*, mode = "python", **opts))]
             fn model_dump<'py>(
                 slf: &Bound<'py, Self>,
@@ -700,11 +775,11 @@ macro_rules! nested_model {
                 if has_options(opts) {
                     return model_api(py, "model_dump", (slf, mode), opts);
                 }
-                dump_mode(mode)?;
-                let d = slf.borrow().read(py, <$data>::clone)?;
-                Ok($dict(py, &d)?.into_any())
+                let json = dump_mode(mode)?;
+                slf.borrow().read(py, |d| d.to_py(py, json))?
             }
 
+            $(#[$json_doc])*
             #[pyo3(signature = (**opts))]
             fn model_dump_json<'py>(
                 slf: &Bound<'py, Self>,
@@ -714,8 +789,15 @@ macro_rules! nested_model {
                 if has_options(opts) {
                     return model_api(py, "model_dump_json", (slf,), opts);
                 }
-                let d = slf.borrow().read(py, <$data>::clone)?;
-                Ok(PyString::new(py, &($json)(py, &d)?).into_any())
+                let mut buf = Vec::with_capacity(512);
+                slf.borrow()
+                    .read(py, |d| d.write_json(&mut buf, Mode::Pydantic))?
+                    .map_err(|_| {
+                        PyValueError::new_err("Out of range float values are not JSON compliant")
+                    })?;
+                let text =
+                    String::from_utf8(buf).map_err(|e| PyValueError::new_err(e.to_string()))?;
+                Ok(PyString::new(py, &text).into_any())
             }
 
             /// The names of the fields the caller set (pydantic's `model_fields_set`).
@@ -724,8 +806,8 @@ macro_rules! nested_model {
                 &self,
                 py: Python<'py>,
             ) -> PyResult<Bound<'py, pyo3::types::PySet>> {
-                let set = self.read(py, |d| d.set)?;
-                fields_set_of(py, &$names, set)
+                let set = self.read(py, |d| d.fields_set())?;
+                fields_set_of(py, <Self as Node>::Data::FIELDS, set)
             }
 
             /// Replaces the record of set fields (for `model_construct(_fields_set=...)`).
@@ -734,8 +816,8 @@ macro_rules! nested_model {
                 py: Python<'_>,
                 names: &Bound<'_, PyAny>,
             ) -> PyResult<()> {
-                let set = fields_set_from(&$names, names)?;
-                self.write(py, |d| d.set = set)
+                let set = fields_set_from(<Self as Node>::Data::FIELDS, names)?;
+                self.write(py, |d| d.set_fields_set(set))
             }
 
             /// A copy, optionally with fields replaced (validated).
@@ -746,24 +828,7 @@ macro_rules! nested_model {
                 deep: bool,
             ) -> PyResult<Self> {
                 let _ = deep;
-                let py = slf.py();
-                let mut copy = slf.borrow().read(py, <$data>::clone)?;
-                if let Some(u) = update {
-                    let mut ctx = Ctx::default();
-                    for (k, v) in u.iter() {
-                        let name: String = k.extract()?;
-                        if !$assign(&mut ctx, &mut copy, &name, &PySrc(v)) {
-                            return Err(PyAttributeError::new_err(format!(
-                                concat!($pyname, " has no field {:?}"),
-                                name
-                            )));
-                        }
-                    }
-                    if !ctx.errors.is_empty() {
-                        return Err(raise_py(py, $pyname, &ctx.errors));
-                    }
-                }
-                Ok(Self { slot: $own(copy) })
+                copy_with(slf, update)
             }
 
             fn __setattr__(
@@ -771,42 +836,21 @@ macro_rules! nested_model {
                 name: &str,
                 value: Bound<'_, PyAny>,
             ) -> PyResult<()> {
-                let py = slf.py();
-                let mut copy = slf.borrow().read(py, <$data>::clone)?;
-                let mut ctx = Ctx::default();
-                if !$assign(&mut ctx, &mut copy, name, &PySrc(value)) {
-                    return Err(PyValueError::new_err(format!(
-                        concat!("\"", $pyname, "\" object has no field \"{}\""),
-                        name
-                    )));
-                }
-                if !ctx.errors.is_empty() {
-                    return Err(raise_py(py, $pyname, &ctx.errors));
-                }
-                slf.borrow_mut().write(py, |d| *d = copy)
+                set_attr(slf, name, value)
             }
 
             fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-                let py = other.py();
-                match other.cast::<$ty>() {
-                    Ok(o) => {
-                        let a = self.read(py, <$data>::clone)?;
-                        let b = o.try_borrow()?.read(py, <$data>::clone)?;
-                        (a == b).into_py_any(py)
-                    }
-                    Err(_) => Ok(py.NotImplemented()),
-                }
+                equal(self, other)
             }
 
             fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-                let d = self.read(py, <$data>::clone)?;
-                Ok(format!(concat!($pyname, "({})"), $fields(py, &d)?))
+                let mut out = String::with_capacity(128);
+                self.read(py, |d| model_repr(d, py, &mut out))??;
+                Ok(out)
             }
 
             fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
-                Ok(Self {
-                    slot: $own(self.read(py, <$data>::clone)?),
-                })
+                Ok(Self::own(self.read(py, Clone::clone)?))
             }
 
             fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
@@ -820,301 +864,37 @@ macro_rules! nested_model {
     };
 }
 
-fn stale(what: &str) -> PyErr {
-    PyAttributeError::new_err(format!("{what} is no longer part of its parent event"))
-}
-
-/// `RunEventRequest`: session / trace / span ids.
-#[pyclass(module = "flightdeck_rs.models", name = "RunEventRequest")]
-pub struct PyRequest {
-    slot: Slot<Request, PyRunEvent>,
-}
-
-impl PyRequest {
-    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Request) -> R) -> PyResult<R> {
-        match &self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p
-                .bind(py)
-                .try_borrow()?
-                .read(py, |e| e.request.as_ref().map(f))?
-                .ok_or_else(|| stale("request")),
-        }
-    }
-    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Request) -> R) -> PyResult<R> {
-        match &mut self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p
-                .bind(py)
-                .try_borrow_mut()?
-                .write(py, |e| e.request.as_mut().map(f))?
-                .ok_or_else(|| stale("request")),
-        }
-    }
-}
-
-nested_model!(
-    PyRequest,
-    "RunEventRequest",
-    Request,
-    Slot::Own,
-    validate::request_from_map,
-    validate::assign_request,
-    convert::request_dict,
-    request_fields,
-    |py, d| json_of_dict(py, convert::request_dict(py, d)?),
-    REQUEST_FIELDS
+model_methods!(
+    PyRunEvent,
+    validate: [
+        /// Validates a dict (or an existing event) into a `RunEvent`.
+    ],
+    validate_json: [
+        /// Validates JSON text (str or bytes) into a `RunEvent`.
+    ],
+    dump: [
+        /// The event as a dict; `mode="json"` gives JSON-ready values (timestamp as text).
+        /// Takes pydantic's other options too (`include`, `exclude`, `exclude_unset`, ...).
+    ],
+    dump_json: [
+        /// The event as compact JSON text, as pydantic's `model_dump_json()` writes it.
+        /// Takes pydantic's options too (`indent`, `include`, `exclude`, ...).
+    ]
 );
+model_methods!(PyRequest, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyMetrics, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyUsage, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyModelUsage, validate: [], validate_json: [], dump: [], dump_json: []);
+model_methods!(PyToolUsage, validate: [], validate_json: [], dump: [], dump_json: []);
 
 #[pymethods]
-impl PyRequest {
-    #[getter]
-    fn session_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.session_id.as_deref().map(str::to_owned))
-    }
-    #[getter]
-    fn trace_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.trace_id.as_deref().map(str::to_owned))
-    }
-    #[getter]
-    fn span_id(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.span_id.as_deref().map(str::to_owned))
-    }
-}
-
-/// `RunEventMetrics`: latency, success and error type of a run.
-#[pyclass(module = "flightdeck_rs.models", name = "RunEventMetrics")]
-pub struct PyMetrics {
-    slot: Slot<Metrics, PyRunEvent>,
-}
-
-impl PyMetrics {
-    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Metrics) -> R) -> PyResult<R> {
-        match &self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p.bind(py).try_borrow()?.read(py, |e| f(&e.metrics)),
-        }
-    }
-    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Metrics) -> R) -> PyResult<R> {
-        match &mut self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p
-                .bind(py)
-                .try_borrow_mut()?
-                .write(py, |e| f(&mut e.metrics)),
-        }
-    }
-}
-
-nested_model!(
-    PyMetrics,
-    "RunEventMetrics",
-    Metrics,
-    Slot::Own,
-    validate::metrics_from_map,
-    validate::assign_metrics,
-    convert::metrics_dict,
-    metrics_fields,
-    |py, d| json_of_dict(py, convert::metrics_dict(py, d)?),
-    METRICS_FIELDS
-);
-
-#[pymethods]
-impl PyMetrics {
-    #[getter]
-    fn latency_ms(&self, py: Python<'_>) -> PyResult<Option<u64>> {
-        self.read(py, |d| d.latency_ms)
-    }
-    #[getter]
-    fn success(&self, py: Python<'_>) -> PyResult<bool> {
-        self.read(py, |d| d.success)
-    }
-    #[getter]
-    fn error_type(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.read(py, |d| d.error_type.as_deref().map(str::to_owned))
-    }
-}
-
-/// `RunEventUsage`: the model usage and the tools used by a run.
-#[pyclass(module = "flightdeck_rs.models", name = "RunEventUsage")]
-pub struct PyUsage {
-    slot: Slot<Usage, PyRunEvent>,
-}
-
-impl PyUsage {
-    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Usage) -> R) -> PyResult<R> {
-        match &self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p.bind(py).try_borrow()?.read(py, |e| f(&e.usage)),
-        }
-    }
-    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Usage) -> R) -> PyResult<R> {
-        match &mut self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p.bind(py).try_borrow_mut()?.write(py, |e| f(&mut e.usage)),
-        }
-    }
-}
-
-nested_model!(
-    PyUsage,
-    "RunEventUsage",
-    Usage,
-    Slot::Own,
-    validate::usage_from_map,
-    validate::assign_usage,
-    convert::usage_dict,
-    usage_fields,
-    |py, d| json_of_dict(py, convert::usage_dict(py, d)?),
-    USAGE_FIELDS
-);
-
-#[pymethods]
-impl PyUsage {
-    #[getter]
-    fn model(slf: &Bound<'_, Self>) -> PyModelUsage {
-        PyModelUsage {
-            slot: Slot::In(slf.clone().unbind()),
-        }
-    }
-    #[getter]
-    fn tools<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
-        let py = slf.py();
-        let n = slf.borrow().read(py, |u| u.tools.len())?;
-        let items = (0..n)
-            .map(|i| PyToolUsage {
-                slot: ToolSlot::In(slf.clone().unbind(), i),
-            })
-            .collect::<Vec<_>>();
-        PyList::new(py, items)
-    }
-}
-
-/// `RunEventModelUsage`: provider, model and token counts.
-#[pyclass(module = "flightdeck_rs.models", name = "RunEventModelUsage")]
-pub struct PyModelUsage {
-    slot: Slot<ModelUsage, PyUsage>,
-}
-
-impl PyModelUsage {
-    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&ModelUsage) -> R) -> PyResult<R> {
-        match &self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p.bind(py).try_borrow()?.read(py, |u| f(&u.model)),
-        }
-    }
-    pub fn write<R>(
-        &mut self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut ModelUsage) -> R,
-    ) -> PyResult<R> {
-        match &mut self.slot {
-            Slot::Own(d) => Ok(f(d)),
-            Slot::In(p) => p.bind(py).try_borrow_mut()?.write(py, |u| f(&mut u.model)),
-        }
-    }
-}
-
-nested_model!(
-    PyModelUsage,
-    "RunEventModelUsage",
-    ModelUsage,
-    Slot::Own,
-    validate::model_usage_from_map,
-    validate::assign_model_usage,
-    convert::model_usage_dict,
-    model_usage_fields,
-    |py, d| json_of_dict(py, convert::model_usage_dict(py, d)?),
-    MODEL_USAGE_FIELDS
-);
-
-#[pymethods]
-impl PyModelUsage {
-    #[getter]
-    fn provider(&self, py: Python<'_>) -> PyResult<String> {
-        self.read(py, |d| d.provider.to_string())
-    }
-    #[getter]
-    fn model(&self, py: Python<'_>) -> PyResult<String> {
-        self.read(py, |d| d.model.to_string())
-    }
-    #[getter]
-    fn input_tokens(&self, py: Python<'_>) -> PyResult<u64> {
-        self.read(py, |d| d.input_tokens)
-    }
-    #[getter]
-    fn output_tokens(&self, py: Python<'_>) -> PyResult<u64> {
-        self.read(py, |d| d.output_tokens)
-    }
-    #[getter]
-    fn cached_input_tokens(&self, py: Python<'_>) -> PyResult<u64> {
-        self.read(py, |d| d.cached_input_tokens)
-    }
-}
-
-/// Where a tool record lives: in itself, or at an index of its parent's list.
-pub enum ToolSlot {
-    Own(ToolUsage),
-    In(Py<PyUsage>, usize),
-}
-
-/// `RunEventToolUsage`: one tool's invocations and cost units.
-#[pyclass(module = "flightdeck_rs.models", name = "RunEventToolUsage")]
-pub struct PyToolUsage {
-    slot: ToolSlot,
-}
-
-impl PyToolUsage {
-    pub fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&ToolUsage) -> R) -> PyResult<R> {
-        match &self.slot {
-            ToolSlot::Own(d) => Ok(f(d)),
-            ToolSlot::In(p, i) => p
-                .bind(py)
-                .try_borrow()?
-                .read(py, |u| u.tools.get(*i).map(f))?
-                .ok_or_else(|| stale("tool")),
-        }
-    }
-    pub fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut ToolUsage) -> R) -> PyResult<R> {
-        match &mut self.slot {
-            ToolSlot::Own(d) => Ok(f(d)),
-            ToolSlot::In(p, i) => {
-                let i = *i;
-                p.bind(py)
-                    .try_borrow_mut()?
-                    .write(py, |u| u.tools.get_mut(i).map(f))?
-                    .ok_or_else(|| stale("tool"))
-            }
-        }
-    }
-}
-
-nested_model!(
-    PyToolUsage,
-    "RunEventToolUsage",
-    ToolUsage,
-    ToolSlot::Own,
-    validate::tool_from_map,
-    validate::assign_tool,
-    convert::tool_dict,
-    tool_fields,
-    tool_json,
-    TOOL_FIELDS
-);
-
-#[pymethods]
-impl PyToolUsage {
-    #[getter]
-    fn tool_name(&self, py: Python<'_>) -> PyResult<String> {
-        self.read(py, |d| d.tool_name.to_string())
-    }
-    #[getter]
-    fn invocations(&self, py: Python<'_>) -> PyResult<u64> {
-        self.read(py, |d| d.invocations)
-    }
-    #[getter]
-    fn cost_units(&self, py: Python<'_>) -> PyResult<f64> {
-        self.read(py, |d| d.cost_units)
+impl PyRunEvent {
+    /// The exact bytes this event contributes to a `POST /v1/events` body.
+    fn wire_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let v = serialize::to_vec(&self.inner, Mode::Wire).map_err(|_| {
+            PyValueError::new_err("Out of range float values are not JSON compliant")
+        })?;
+        Ok(PyBytes::new(py, &v))
     }
 }
 

@@ -1,6 +1,6 @@
 //! JSON encoding of events, field by field in declaration order.
 
-use super::{RunEvent, Text, ToolUsage};
+use super::{ApiVersion, EventType, RunEvent, Text, Timestamp};
 use crate::core::json::{format_float, write_str, write_u64, FloatStyle};
 
 /// Which JSON dialect to produce.
@@ -17,20 +17,126 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFinite;
 
-fn opt_str(buf: &mut Vec<u8>, v: &Option<Text>) {
-    match v {
-        Some(s) => write_str(buf, s),
-        None => buf.extend_from_slice(b"null"),
+/// A field's value as JSON, by the field's type; records write themselves field by field
+/// (`define_models!`).
+pub trait WriteJson {
+    /// Appends the value.
+    ///
+    /// # Errors
+    /// [`NonFinite`] in [`Mode::Wire`] when a float is `inf`/`NaN`.
+    fn write_json(&self, buf: &mut Vec<u8>, mode: Mode) -> Result<(), NonFinite>;
+}
+
+impl WriteJson for Text {
+    fn write_json(&self, buf: &mut Vec<u8>, _: Mode) -> Result<(), NonFinite> {
+        write_str(buf, self);
+        Ok(())
     }
 }
 
-fn field(buf: &mut Vec<u8>, first: bool, name: &str) {
-    if !first {
-        buf.push(b',');
+impl WriteJson for u64 {
+    fn write_json(&self, buf: &mut Vec<u8>, _: Mode) -> Result<(), NonFinite> {
+        write_u64(buf, *self);
+        Ok(())
     }
-    buf.push(b'"');
-    buf.extend_from_slice(name.as_bytes());
-    buf.extend_from_slice(b"\":");
+}
+
+impl WriteJson for bool {
+    fn write_json(&self, buf: &mut Vec<u8>, _: Mode) -> Result<(), NonFinite> {
+        buf.extend_from_slice(if *self { b"true" } else { b"false" });
+        Ok(())
+    }
+}
+
+/// Python's `json.dumps` digits on the wire, pydantic's in [`Mode::Pydantic`]; `inf` and
+/// `NaN` are `null` for pydantic and refused on the wire.
+impl WriteJson for f64 {
+    fn write_json(&self, buf: &mut Vec<u8>, mode: Mode) -> Result<(), NonFinite> {
+        if self.is_finite() {
+            let style = match mode {
+                Mode::Wire => FloatStyle::Python,
+                Mode::Pydantic => FloatStyle::Pydantic,
+            };
+            buf.extend_from_slice(format_float(*self, style).as_bytes());
+        } else if mode == Mode::Wire {
+            return Err(NonFinite);
+        } else {
+            buf.extend_from_slice(b"null");
+        }
+        Ok(())
+    }
+}
+
+/// UTC with `Z` on the wire; as given for pydantic.
+impl WriteJson for Timestamp {
+    fn write_json(&self, buf: &mut Vec<u8>, mode: Mode) -> Result<(), NonFinite> {
+        buf.push(b'"');
+        match mode {
+            Mode::Wire => self.write_utc(buf),
+            Mode::Pydantic => self.write_pydantic(buf),
+        }
+        buf.push(b'"');
+        Ok(())
+    }
+}
+
+impl WriteJson for EventType {
+    fn write_json(&self, buf: &mut Vec<u8>, _: Mode) -> Result<(), NonFinite> {
+        buf.push(b'"');
+        buf.extend_from_slice(self.as_str().as_bytes());
+        buf.push(b'"');
+        Ok(())
+    }
+}
+
+impl WriteJson for ApiVersion {
+    fn write_json(&self, buf: &mut Vec<u8>, _: Mode) -> Result<(), NonFinite> {
+        buf.extend_from_slice(b"\"v1\"");
+        Ok(())
+    }
+}
+
+impl<T: WriteJson> WriteJson for Option<T> {
+    fn write_json(&self, buf: &mut Vec<u8>, mode: Mode) -> Result<(), NonFinite> {
+        match self {
+            Some(v) => v.write_json(buf, mode),
+            None => {
+                buf.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<T: WriteJson> WriteJson for Vec<T> {
+    fn write_json(&self, buf: &mut Vec<u8>, mode: Mode) -> Result<(), NonFinite> {
+        buf.push(b'[');
+        for (i, v) in self.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            v.write_json(buf, mode)?;
+        }
+        buf.push(b']');
+        Ok(())
+    }
+}
+
+/// Labels as an object.
+impl WriteJson for Vec<(Text, Text)> {
+    fn write_json(&self, buf: &mut Vec<u8>, _: Mode) -> Result<(), NonFinite> {
+        buf.push(b'{');
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write_str(buf, k);
+            buf.push(b':');
+            write_str(buf, v);
+        }
+        buf.push(b'}');
+        Ok(())
+    }
 }
 
 /// Appends one event as a compact JSON object.
@@ -38,108 +144,7 @@ fn field(buf: &mut Vec<u8>, first: bool, name: &str) {
 /// # Errors
 /// [`NonFinite`] in [`Mode::Wire`] when a float is `inf`/`NaN`.
 pub fn write_event(buf: &mut Vec<u8>, e: &RunEvent, mode: Mode) -> Result<(), NonFinite> {
-    buf.extend_from_slice(b"{\"api_version\":\"v1\",\"type\":\"");
-    buf.extend_from_slice(e.kind.as_str().as_bytes());
-    buf.extend_from_slice(b"\",\"timestamp\":\"");
-    match mode {
-        Mode::Wire => e.timestamp.write_utc(buf),
-        Mode::Pydantic => e.timestamp.write_pydantic(buf),
-    }
-    buf.push(b'"');
-    for (name, v) in [
-        ("workspace_id", &e.workspace_id),
-        ("agent_id", &e.agent_id),
-        ("release_id", &e.release_id),
-        ("run_id", &e.run_id),
-        ("tenant_id", &e.tenant_id),
-        ("task_id", &e.task_id),
-        ("environment", &e.environment),
-    ] {
-        field(buf, false, name);
-        write_str(buf, v);
-    }
-    field(buf, false, "request");
-    match &e.request {
-        None => buf.extend_from_slice(b"null"),
-        Some(r) => {
-            buf.extend_from_slice(b"{\"session_id\":");
-            opt_str(buf, &r.session_id);
-            field(buf, false, "trace_id");
-            opt_str(buf, &r.trace_id);
-            field(buf, false, "span_id");
-            opt_str(buf, &r.span_id);
-            buf.push(b'}');
-        }
-    }
-    field(buf, false, "metrics");
-    buf.extend_from_slice(b"{\"latency_ms\":");
-    match e.metrics.latency_ms {
-        Some(v) => write_u64(buf, v),
-        None => buf.extend_from_slice(b"null"),
-    }
-    buf.extend_from_slice(if e.metrics.success {
-        b",\"success\":true"
-    } else {
-        b",\"success\":false"
-    });
-    field(buf, false, "error_type");
-    opt_str(buf, &e.metrics.error_type);
-    buf.push(b'}');
-    let m = &e.usage.model;
-    field(buf, false, "usage");
-    buf.extend_from_slice(b"{\"model\":{\"provider\":");
-    write_str(buf, &m.provider);
-    field(buf, false, "model");
-    write_str(buf, &m.model);
-    field(buf, false, "input_tokens");
-    write_u64(buf, m.input_tokens);
-    field(buf, false, "output_tokens");
-    write_u64(buf, m.output_tokens);
-    field(buf, false, "cached_input_tokens");
-    write_u64(buf, m.cached_input_tokens);
-    buf.extend_from_slice(b"},\"tools\":[");
-    for (i, t) in e.usage.tools.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        write_tool(buf, t, mode)?;
-    }
-    buf.extend_from_slice(b"]},\"labels\":{");
-    for (i, (k, v)) in e.labels.iter().enumerate() {
-        if i > 0 {
-            buf.push(b',');
-        }
-        write_str(buf, k);
-        buf.push(b':');
-        write_str(buf, v);
-    }
-    buf.extend_from_slice(b"}}");
-    Ok(())
-}
-
-/// Appends one tool-usage record as a compact JSON object.
-///
-/// # Errors
-/// [`NonFinite`] in [`Mode::Wire`] when `cost_units` is `inf`/`NaN`.
-pub fn write_tool(buf: &mut Vec<u8>, t: &ToolUsage, mode: Mode) -> Result<(), NonFinite> {
-    buf.extend_from_slice(b"{\"tool_name\":");
-    write_str(buf, &t.tool_name);
-    field(buf, false, "invocations");
-    write_u64(buf, t.invocations);
-    field(buf, false, "cost_units");
-    if t.cost_units.is_finite() {
-        let style = match mode {
-            Mode::Wire => FloatStyle::Python,
-            Mode::Pydantic => FloatStyle::Pydantic,
-        };
-        buf.extend_from_slice(format_float(t.cost_units, style).as_bytes());
-    } else if mode == Mode::Wire {
-        return Err(NonFinite);
-    } else {
-        buf.extend_from_slice(b"null");
-    }
-    buf.push(b'}');
-    Ok(())
+    e.write_json(buf, mode)
 }
 
 /// Encodes one event in the given mode.

@@ -6,11 +6,8 @@ use std::borrow::Cow;
 use chrono::{NaiveDate, NaiveTime};
 
 use super::timestamp::{self, Timestamp};
-use super::{
-    EventType, FieldsSet, Metrics, ModelUsage, Request, RunEvent, Text, ToolUsage, Usage,
-    API_VERSION, DEFAULT_WORKSPACE, METRICS_FIELDS, MODEL_USAGE_FIELDS, REQUEST_FIELDS,
-    TOOL_FIELDS, USAGE_FIELDS,
-};
+pub use super::Instance;
+use super::{ApiVersion, EventType, FieldsSet, Model, RunEvent, Text, API_VERSION};
 
 /// What a value looks like to the validator.
 #[derive(Debug)]
@@ -33,17 +30,6 @@ pub enum Scalar<'a> {
     Mapping,
     Sequence,
     Other,
-}
-
-/// An already-validated record handed in directly (an instance of one of our model classes).
-#[derive(Debug, Clone)]
-pub enum Instance {
-    Event(Box<RunEvent>),
-    Request(Request),
-    Metrics(Metrics),
-    Usage(Usage),
-    ModelUsage(ModelUsage),
-    Tool(ToolUsage),
 }
 
 /// A key of a mapping entry: text, or a value that is not a string.
@@ -193,7 +179,8 @@ impl<I> Ctx<I> {
         });
     }
 
-    fn missing<S: Source<Input = I>>(&mut self, parent: &S, field: &str) {
+    /// Reports the required field `field` of `parent` as missing.
+    pub(crate) fn missing<S: Source<Input = I>>(&mut self, parent: &S, field: &str) {
         self.push_err(
             Some(Loc::Key(field.into())),
             parent,
@@ -237,14 +224,6 @@ fn string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Text>
     }
 }
 
-/// `None` → `Ok(None)`; otherwise a string.
-fn opt_string<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<Text>> {
-    if matches!(v.scalar(), Scalar::Null) {
-        return Some(None);
-    }
-    string(ctx, name, v).map(Some)
-}
-
 fn ge0_error<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) {
     ctx.push_err(
         key(name),
@@ -279,6 +258,32 @@ fn parse_int_str(s: &str) -> Option<i128> {
     let clean: String = digits.chars().filter(|c| *c != '_').collect();
     let v: i128 = clean.parse().ok()?;
     Some(if neg { -v } else { v })
+}
+
+const INT_PARSING: (&str, &str) = (
+    "int_parsing",
+    "Input should be a valid integer, unable to parse string as an integer",
+);
+const FLOAT_PARSING: (&str, &str) = (
+    "float_parsing",
+    "Input should be a valid number, unable to parse string as a number",
+);
+
+/// A number parsed from text (`None` when the bytes were not UTF-8), or the `error`
+/// (kind, message) reported.
+fn parse_text_or<S: Source, T>(
+    ctx: &mut Ctx<S::Input>,
+    name: &str,
+    v: &S,
+    text: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    error: (&'static str, &'static str),
+) -> Option<T> {
+    let parsed = text.and_then(parse);
+    if parsed.is_none() {
+        ctx.push_err(key(name), v, error.0, error.1, None);
+    }
+    parsed
 }
 
 /// A non-negative integer (`Field(ge=0)`), coerced like pydantic's lax `int`.
@@ -346,32 +351,11 @@ fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
             }
             f as i128
         }
-        Scalar::Str(s) => match parse_int_str(&s) {
-            Some(i) => i,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    None,
-                );
-                return None;
-            }
-        },
-        Scalar::Bytes(b) => match std::str::from_utf8(&b).ok().and_then(parse_int_str) {
-            Some(i) => i,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                    None,
-                );
-                return None;
-            }
-        },
+        Scalar::Str(s) => parse_text_or(ctx, name, v, Some(&s), parse_int_str, INT_PARSING)?,
+        Scalar::Bytes(b) => {
+            let text = std::str::from_utf8(&b).ok();
+            parse_text_or(ctx, name, v, text, parse_int_str, INT_PARSING)?
+        }
         _ => {
             int_type(ctx);
             return None;
@@ -394,13 +378,6 @@ fn uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<u64> {
             None
         }
     }
-}
-
-fn opt_uint<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<Option<u64>> {
-    if matches!(v.scalar(), Scalar::Null) {
-        return Some(None);
-    }
-    uint(ctx, name, v).map(Some)
 }
 
 fn bool_from_str(s: &str) -> Option<bool> {
@@ -486,32 +463,11 @@ fn float_ge0<S: Source>(ctx: &mut Ctx<S::Input>, name: &str, v: &S) -> Option<f6
         Scalar::Bool(b) => f64::from(u8::from(b)),
         Scalar::Int(i) => i as f64,
         Scalar::Float(f) => f,
-        Scalar::Str(s) => match parse_float_str(&s) {
-            Some(f) => f,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "float_parsing",
-                    "Input should be a valid number, unable to parse string as a number",
-                    None,
-                );
-                return None;
-            }
-        },
-        Scalar::Bytes(b) => match std::str::from_utf8(&b).ok().and_then(parse_float_str) {
-            Some(f) => f,
-            None => {
-                ctx.push_err(
-                    key(name),
-                    v,
-                    "float_parsing",
-                    "Input should be a valid number, unable to parse string as a number",
-                    None,
-                );
-                return None;
-            }
-        },
+        Scalar::Str(s) => parse_text_or(ctx, name, v, Some(&s), parse_float_str, FLOAT_PARSING)?,
+        Scalar::Bytes(b) => {
+            let text = std::str::from_utf8(&b).ok();
+            parse_text_or(ctx, name, v, text, parse_float_str, FLOAT_PARSING)?
+        }
         _ => {
             ctx.push_err(
                 key(name),
@@ -662,7 +618,10 @@ fn model_type_err<S: Source>(ctx: &mut Ctx<S::Input>, field: Option<Loc>, v: &S,
 
 /// Collects the entries of a mapping that match `names`, in the order of `names`.
 /// Also returns which of them are present (the record's [`FieldsSet`]).
-fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> ([Option<S>; N], FieldsSet) {
+pub(crate) fn pick<S: Source, const N: usize>(
+    v: &S,
+    names: [&str; N],
+) -> ([Option<S>; N], FieldsSet) {
     let mut out: [Option<S>; N] = std::array::from_fn(|_| None);
     let mut set = FieldsSet::default();
     v.for_each_entry(&mut |k, val| {
@@ -676,531 +635,161 @@ fn pick<S: Source, const N: usize>(v: &S, names: [&str; N]) -> ([Option<S>; N], 
     (out, set)
 }
 
-/// Index of `name` in `names` (a field of the record).
-fn index_of(names: &[&str], name: &str) -> Option<usize> {
-    names.iter().position(|n| *n == name)
+/// Validation of a field's value, by the field's type (pydantic's lax rules).
+pub trait FieldValue: Sized {
+    /// Validates `v` for the field `name`; `None` after pushing the errors to `ctx`.
+    /// `name` is also the error location of a nested record's own errors.
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self>;
 }
 
-/// Validates a `RunEventRequest` mapping.
-pub fn request_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Request> {
-    let (picked, set) = pick(v, REQUEST_FIELDS);
-    let mut r = Request {
-        set,
-        ..Request::default()
-    };
-    let [session_id, trace_id, span_id] = picked;
-    let n = ctx.errors.len();
-    if let Some(x) = session_id {
-        r.session_id = opt_string(ctx, "session_id", &x).unwrap_or_default();
-    }
-    if let Some(x) = trace_id {
-        r.trace_id = opt_string(ctx, "trace_id", &x).unwrap_or_default();
-    }
-    if let Some(x) = span_id {
-        r.span_id = opt_string(ctx, "span_id", &x).unwrap_or_default();
-    }
-    (ctx.errors.len() == n).then_some(r)
-}
-
-/// Validates a `RunEventMetrics` mapping.
-pub fn metrics_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Metrics> {
-    let (picked, set) = pick(v, METRICS_FIELDS);
-    let mut m = Metrics {
-        set,
-        ..Metrics::default()
-    };
-    let [latency_ms, success, error_type] = picked;
-    let n = ctx.errors.len();
-    if let Some(x) = latency_ms {
-        m.latency_ms = opt_uint(ctx, "latency_ms", &x).unwrap_or_default();
-    }
-    if let Some(x) = success {
-        m.success = boolean(ctx, "success", &x).unwrap_or(true);
-    }
-    if let Some(x) = error_type {
-        m.error_type = opt_string(ctx, "error_type", &x).unwrap_or_default();
-    }
-    (ctx.errors.len() == n).then_some(m)
-}
-
-/// Validates a `RunEventModelUsage` mapping.
-pub fn model_usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelUsage> {
-    let (picked, set) = pick(v, MODEL_USAGE_FIELDS);
-    let mut m = ModelUsage {
-        set,
-        ..ModelUsage::default()
-    };
-    let [provider, model, input_tokens, output_tokens, cached] = picked;
-    let n = ctx.errors.len();
-    match provider {
-        Some(x) => m.provider = string(ctx, "provider", &x).unwrap_or_default(),
-        None => ctx.missing(v, "provider"),
-    }
-    match model {
-        Some(x) => m.model = string(ctx, "model", &x).unwrap_or_default(),
-        None => ctx.missing(v, "model"),
-    }
-    match input_tokens {
-        Some(x) => m.input_tokens = uint(ctx, "input_tokens", &x).unwrap_or_default(),
-        None => ctx.missing(v, "input_tokens"),
-    }
-    match output_tokens {
-        Some(x) => m.output_tokens = uint(ctx, "output_tokens", &x).unwrap_or_default(),
-        None => ctx.missing(v, "output_tokens"),
-    }
-    if let Some(x) = cached {
-        m.cached_input_tokens = uint(ctx, "cached_input_tokens", &x).unwrap_or_default();
-    }
-    (ctx.errors.len() == n).then_some(m)
-}
-
-/// Validates a `RunEventToolUsage` mapping.
-pub fn tool_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ToolUsage> {
-    let (picked, set) = pick(v, TOOL_FIELDS);
-    let mut t = ToolUsage {
-        set,
-        ..ToolUsage::default()
-    };
-    let [tool_name, invocations, cost_units] = picked;
-    let n = ctx.errors.len();
-    match tool_name {
-        Some(x) => t.tool_name = string(ctx, "tool_name", &x).unwrap_or_default(),
-        None => ctx.missing(v, "tool_name"),
-    }
-    if let Some(x) = invocations {
-        t.invocations = uint(ctx, "invocations", &x).unwrap_or_default();
-    }
-    if let Some(x) = cost_units {
-        t.cost_units = float_ge0(ctx, "cost_units", &x).unwrap_or_default();
-    }
-    (ctx.errors.len() == n).then_some(t)
-}
-
-fn model_usage_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<ModelUsage> {
-    if let Some(Instance::ModelUsage(m)) = v.instance() {
-        return Some(m);
-    }
-    if matches!(v.scalar(), Scalar::Mapping) {
-        return nested(ctx, Loc::Field("model"), |ctx| model_usage_from_map(ctx, v));
-    }
-    model_type_err(ctx, key("model"), v, "RunEventModelUsage");
-    None
-}
-
-fn tools_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<ToolUsage>> {
-    if !matches!(v.scalar(), Scalar::Sequence) {
-        ctx.push_err(
-            key("tools"),
-            v,
-            "list_type",
-            "Input should be a valid list",
-            None,
-        );
-        return None;
-    }
-    let n = ctx.errors.len();
-    let mut out = Vec::new();
-    nested(ctx, Loc::Field("tools"), |ctx| {
-        for (i, el) in v.elements().iter().enumerate() {
-            if let Some(Instance::Tool(t)) = el.instance() {
-                out.push(t);
-            } else if matches!(el.scalar(), Scalar::Mapping) {
-                if let Some(t) = nested(ctx, Loc::Index(i), |ctx| tool_from_map(ctx, el)) {
-                    out.push(t);
-                }
-            } else {
-                model_type_err(ctx, Some(Loc::Index(i)), el, "RunEventToolUsage");
+/// `impl FieldValue for $t` by the validator function of its kind.
+macro_rules! field_value_by {
+    ($($t:ty => $validator:ident),* $(,)?) => {
+        $(impl FieldValue for $t {
+            fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+                $validator(ctx, name, v)
             }
-        }
-    });
-    (ctx.errors.len() == n).then_some(out)
-}
-
-/// Validates a `RunEventUsage` mapping.
-pub fn usage_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Usage> {
-    let (picked, set) = pick(v, USAGE_FIELDS);
-    let mut u = Usage {
-        set,
-        ..Usage::default()
+        })*
     };
-    let [model, tools] = picked;
-    let n = ctx.errors.len();
-    match model {
-        Some(x) => u.model = model_usage_field(ctx, &x).unwrap_or_default(),
-        None => ctx.missing(v, "model"),
-    }
-    if let Some(x) = tools {
-        u.tools = tools_field(ctx, &x).unwrap_or_default();
-    }
-    (ctx.errors.len() == n).then_some(u)
 }
 
-fn labels_field<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<Vec<(Text, Text)>> {
-    if !matches!(v.scalar(), Scalar::Mapping) {
-        ctx.push_err(
-            key("labels"),
-            v,
-            "dict_type",
-            "Input should be a valid dictionary",
-            None,
-        );
-        return None;
+// `u64` and `f64` fields are `Field(ge=0)`.
+field_value_by!(Text => string, u64 => uint, bool => boolean, f64 => float_ge0, Timestamp => datetime);
+
+impl FieldValue for EventType {
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+        literal(ctx, name, v, &["run_start", "run_end"]).map(|s| match s {
+            "run_start" => EventType::RunStart,
+            _ => EventType::RunEnd,
+        })
     }
-    let n = ctx.errors.len();
-    let mut out: Vec<(Text, Text)> = Vec::new();
-    nested(ctx, Loc::Field("labels"), |ctx| {
-        v.for_each_entry(&mut |k, val| {
-            let k = match k {
-                Key::Str(s) => Text::from(s),
-                Key::Other(kv) => {
-                    let (r, _) = kv.describe();
-                    ctx.path.push(Loc::Key(r));
-                    ctx.push_err(
-                        Some(Loc::Key("[key]".into())),
-                        &kv,
-                        "string_type",
-                        "Input should be a valid string",
-                        None,
-                    );
-                    ctx.path.pop();
-                    return;
-                }
-            };
-            if let Some(s) = string(ctx, &k, &val) {
-                if let Some(slot) = out.iter_mut().find(|(ek, _)| *ek == k) {
-                    slot.1 = s;
+}
+
+impl FieldValue for ApiVersion {
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+        literal(ctx, name, v, &[API_VERSION]).map(|_| ApiVersion)
+    }
+}
+
+/// `None` (Python's, JSON's `null`) or a value.
+impl<T: FieldValue> FieldValue for Option<T> {
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+        if matches!(v.scalar(), Scalar::Null) {
+            return Some(None);
+        }
+        T::validate(ctx, name, v).map(Some)
+    }
+}
+
+/// A nested record: an instance of its class, or a mapping.
+impl<M: Model> FieldValue for M {
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+        if let Some(m) = v.instance().and_then(M::from_instance) {
+            return Some(m);
+        }
+        if matches!(v.scalar(), Scalar::Mapping) {
+            return nested(ctx, Loc::Field(name), |ctx| M::from_map(ctx, v));
+        }
+        model_type_err(ctx, key(name), v, M::NAME);
+        None
+    }
+}
+
+/// A list of records (any iterable pydantic's lax `list` takes).
+impl<M: Model> FieldValue for Vec<M> {
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+        if !matches!(v.scalar(), Scalar::Sequence) {
+            ctx.push_err(
+                key(name),
+                v,
+                "list_type",
+                "Input should be a valid list",
+                None,
+            );
+            return None;
+        }
+        let n = ctx.errors.len();
+        let mut out = Vec::new();
+        nested(ctx, Loc::Field(name), |ctx| {
+            for (i, el) in v.elements().iter().enumerate() {
+                if let Some(t) = el.instance().and_then(M::from_instance) {
+                    out.push(t);
+                } else if matches!(el.scalar(), Scalar::Mapping) {
+                    if let Some(t) = nested(ctx, Loc::Index(i), |ctx| M::from_map(ctx, el)) {
+                        out.push(t);
+                    }
                 } else {
-                    out.push((k, s));
+                    model_type_err(ctx, Some(Loc::Index(i)), el, M::NAME);
                 }
             }
         });
-    });
-    (ctx.errors.len() == n).then_some(out)
-}
-
-fn request_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Option<Request>> {
-    match (x.instance(), x.scalar()) {
-        (Some(Instance::Request(r)), _) => Some(Some(r)),
-        (_, Scalar::Null) => Some(None),
-        (_, Scalar::Mapping) => {
-            nested(ctx, Loc::Field("request"), |ctx| request_from_map(ctx, x)).map(Some)
-        }
-        _ => {
-            model_type_err(ctx, key("request"), x, "RunEventRequest");
-            None
-        }
+        (ctx.errors.len() == n).then_some(out)
     }
 }
 
-fn metrics_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Metrics> {
-    match (x.instance(), x.scalar()) {
-        (Some(Instance::Metrics(m)), _) => Some(m),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Field("metrics"), |ctx| metrics_from_map(ctx, x)),
-        _ => {
-            model_type_err(ctx, key("metrics"), x, "RunEventMetrics");
-            None
+/// Labels: a dict of strings (insertion order kept, a repeated key keeps its place and
+/// takes the last value).
+impl FieldValue for Vec<(Text, Text)> {
+    fn validate<S: Source>(ctx: &mut Ctx<S::Input>, name: &'static str, v: &S) -> Option<Self> {
+        if !matches!(v.scalar(), Scalar::Mapping) {
+            ctx.push_err(
+                key(name),
+                v,
+                "dict_type",
+                "Input should be a valid dictionary",
+                None,
+            );
+            return None;
         }
-    }
-}
-
-fn usage_field<S: Source>(ctx: &mut Ctx<S::Input>, x: &S) -> Option<Usage> {
-    match (x.instance(), x.scalar()) {
-        (Some(Instance::Usage(u)), _) => Some(u),
-        (_, Scalar::Mapping) => nested(ctx, Loc::Field("usage"), |ctx| usage_from_map(ctx, x)),
-        _ => {
-            model_type_err(ctx, key("usage"), x, "RunEventUsage");
-            None
-        }
+        let n = ctx.errors.len();
+        let mut out: Vec<(Text, Text)> = Vec::new();
+        nested(ctx, Loc::Field(name), |ctx| {
+            v.for_each_entry(&mut |k, val| {
+                let k = match k {
+                    Key::Str(s) => Text::from(s),
+                    Key::Other(kv) => {
+                        let (r, _) = kv.describe();
+                        ctx.path.push(Loc::Key(r));
+                        ctx.push_err(
+                            Some(Loc::Key("[key]".into())),
+                            &kv,
+                            "string_type",
+                            "Input should be a valid string",
+                            None,
+                        );
+                        ctx.path.pop();
+                        return;
+                    }
+                };
+                if let Some(s) = string(ctx, &k, &val) {
+                    if let Some(slot) = out.iter_mut().find(|(ek, _)| *ek == k) {
+                        slot.1 = s;
+                    } else {
+                        out.push((k, s));
+                    }
+                }
+            });
+        });
+        (ctx.errors.len() == n).then_some(out)
     }
 }
 
 /// The fields of a `RunEvent`, in the order pydantic dumps them (and the wire carries them).
-pub const EVENT_FIELDS: [&str; 14] = [
-    "api_version",
-    "type",
-    "timestamp",
-    "workspace_id",
-    "agent_id",
-    "release_id",
-    "run_id",
-    "tenant_id",
-    "task_id",
-    "environment",
-    "request",
-    "metrics",
-    "usage",
-    "labels",
-];
+pub const EVENT_FIELDS: &[&str] = RunEvent::FIELDS;
 
 /// Validates a whole `RunEvent` mapping; on failure every problem is in `ctx.errors`.
 pub fn event_from_map<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
-    let (picked, set) = pick(v, EVENT_FIELDS);
-    let [api_version, kind, ts, workspace_id, agent_id, release_id, run_id, tenant_id, task_id, environment, request, metrics, usage, labels] =
-        picked;
-    let n = ctx.errors.len();
-    if let Some(x) = api_version {
-        literal(ctx, "api_version", &x, &[API_VERSION]);
-    }
-    let kind = match kind {
-        Some(x) => match literal(ctx, "type", &x, &["run_start", "run_end"]) {
-            Some("run_start") => EventType::RunStart,
-            _ => EventType::RunEnd,
-        },
-        None => EventType::RunEnd,
-    };
-    let timestamp = match ts {
-        Some(x) => datetime(ctx, "timestamp", &x),
-        None => {
-            ctx.missing(v, "timestamp");
-            None
-        }
-    };
-    let workspace_id = match workspace_id {
-        Some(x) => string(ctx, "workspace_id", &x),
-        None => Some(Text::const_new(DEFAULT_WORKSPACE)),
-    };
-    let req_str = |ctx: &mut Ctx<S::Input>, name: &str, x: Option<S>| match x {
-        Some(x) => string(ctx, name, &x),
-        None => {
-            ctx.missing(v, name);
-            None
-        }
-    };
-    let agent_id = req_str(ctx, "agent_id", agent_id);
-    let release_id = req_str(ctx, "release_id", release_id);
-    let run_id = req_str(ctx, "run_id", run_id);
-    let tenant_id = req_str(ctx, "tenant_id", tenant_id);
-    let task_id = req_str(ctx, "task_id", task_id);
-    let environment = req_str(ctx, "environment", environment);
-    let request = match request {
-        None => Some(None),
-        Some(x) => request_field(ctx, &x),
-    };
-    let metrics = match metrics {
-        None => Some(Metrics::default()),
-        Some(x) => metrics_field(ctx, &x),
-    };
-    let usage = match usage {
-        None => {
-            ctx.missing(v, "usage");
-            None
-        }
-        Some(x) => usage_field(ctx, &x),
-    };
-    let labels = match labels {
-        None => Some(Vec::new()),
-        Some(x) => labels_field(ctx, &x),
-    };
-    if ctx.errors.len() != n {
-        return None;
-    }
-    Some(RunEvent {
-        kind,
-        timestamp: timestamp?,
-        workspace_id: workspace_id?,
-        agent_id: agent_id?,
-        release_id: release_id?,
-        run_id: run_id?,
-        tenant_id: tenant_id?,
-        task_id: task_id?,
-        environment: environment?,
-        request: request?,
-        metrics: metrics?,
-        usage: usage?,
-        labels: labels?,
-        set,
-    })
+    RunEvent::from_map(ctx, v)
 }
 
 /// Validates any value as a `RunEvent`: a mapping or an existing instance.
 pub fn event<S: Source>(ctx: &mut Ctx<S::Input>, v: &S) -> Option<RunEvent> {
-    if let Some(Instance::Event(e)) = v.instance() {
-        return Some(*e);
+    if let Some(e) = v.instance().and_then(RunEvent::from_instance) {
+        return Some(e);
     }
     if matches!(v.scalar(), Scalar::Mapping) {
         return event_from_map(ctx, v);
     }
     model_type_err(ctx, None, v, "RunEvent");
     None
-}
-
-/// Validates `v` for the field `name` of a `RunEvent` and stores it (attribute assignment).
-/// Returns `false` when `name` is not a field.
-pub fn assign_event<S: Source>(
-    ctx: &mut Ctx<S::Input>,
-    e: &mut RunEvent,
-    name: &str,
-    v: &S,
-) -> bool {
-    fn set<T>(slot: &mut T, v: Option<T>) {
-        if let Some(v) = v {
-            *slot = v;
-        }
-    }
-    match name {
-        "api_version" => {
-            literal(ctx, name, v, &[API_VERSION]);
-        }
-        "type" => match literal(ctx, name, v, &["run_start", "run_end"]) {
-            Some("run_start") => e.kind = EventType::RunStart,
-            Some(_) => e.kind = EventType::RunEnd,
-            None => {}
-        },
-        "timestamp" => set(&mut e.timestamp, datetime(ctx, name, v)),
-        "workspace_id" => set(&mut e.workspace_id, string(ctx, name, v)),
-        "agent_id" => set(&mut e.agent_id, string(ctx, name, v)),
-        "release_id" => set(&mut e.release_id, string(ctx, name, v)),
-        "run_id" => set(&mut e.run_id, string(ctx, name, v)),
-        "tenant_id" => set(&mut e.tenant_id, string(ctx, name, v)),
-        "task_id" => set(&mut e.task_id, string(ctx, name, v)),
-        "environment" => set(&mut e.environment, string(ctx, name, v)),
-        "request" => set(&mut e.request, request_field(ctx, v)),
-        "metrics" => set(&mut e.metrics, metrics_field(ctx, v)),
-        "usage" => set(&mut e.usage, usage_field(ctx, v)),
-        "labels" => set(&mut e.labels, labels_field(ctx, v)),
-        _ => return false,
-    }
-    if let Some(i) = index_of(&EVENT_FIELDS, name) {
-        e.set.add(i);
-    }
-    true
-}
-
-/// Attribute assignment on `RunEventRequest`.
-pub fn assign_request<S: Source>(
-    ctx: &mut Ctx<S::Input>,
-    r: &mut Request,
-    name: &str,
-    v: &S,
-) -> bool {
-    let slot = match name {
-        "session_id" => &mut r.session_id,
-        "trace_id" => &mut r.trace_id,
-        "span_id" => &mut r.span_id,
-        _ => return false,
-    };
-    if let Some(x) = opt_string(ctx, name, v) {
-        *slot = x;
-    }
-    if let Some(i) = index_of(&REQUEST_FIELDS, name) {
-        r.set.add(i);
-    }
-    true
-}
-
-/// Attribute assignment on `RunEventMetrics`.
-pub fn assign_metrics<S: Source>(
-    ctx: &mut Ctx<S::Input>,
-    m: &mut Metrics,
-    name: &str,
-    v: &S,
-) -> bool {
-    match name {
-        "latency_ms" => {
-            if let Some(x) = opt_uint(ctx, name, v) {
-                m.latency_ms = x;
-            }
-        }
-        "success" => {
-            if let Some(x) = boolean(ctx, name, v) {
-                m.success = x;
-            }
-        }
-        "error_type" => {
-            if let Some(x) = opt_string(ctx, name, v) {
-                m.error_type = x;
-            }
-        }
-        _ => return false,
-    }
-    if let Some(i) = index_of(&METRICS_FIELDS, name) {
-        m.set.add(i);
-    }
-    true
-}
-
-/// Attribute assignment on `RunEventModelUsage`.
-pub fn assign_model_usage<S: Source>(
-    ctx: &mut Ctx<S::Input>,
-    m: &mut ModelUsage,
-    name: &str,
-    v: &S,
-) -> bool {
-    match name {
-        "provider" | "model" => {
-            if let Some(x) = string(ctx, name, v) {
-                if name == "provider" {
-                    m.provider = x;
-                } else {
-                    m.model = x;
-                }
-            }
-        }
-        "input_tokens" | "output_tokens" | "cached_input_tokens" => {
-            if let Some(x) = uint(ctx, name, v) {
-                match name {
-                    "input_tokens" => m.input_tokens = x,
-                    "output_tokens" => m.output_tokens = x,
-                    _ => m.cached_input_tokens = x,
-                }
-            }
-        }
-        _ => return false,
-    }
-    if let Some(i) = index_of(&MODEL_USAGE_FIELDS, name) {
-        m.set.add(i);
-    }
-    true
-}
-
-/// Attribute assignment on `RunEventToolUsage`.
-pub fn assign_tool<S: Source>(
-    ctx: &mut Ctx<S::Input>,
-    t: &mut ToolUsage,
-    name: &str,
-    v: &S,
-) -> bool {
-    match name {
-        "tool_name" => {
-            if let Some(x) = string(ctx, name, v) {
-                t.tool_name = x;
-            }
-        }
-        "invocations" => {
-            if let Some(x) = uint(ctx, name, v) {
-                t.invocations = x;
-            }
-        }
-        "cost_units" => {
-            if let Some(x) = float_ge0(ctx, name, v) {
-                t.cost_units = x;
-            }
-        }
-        _ => return false,
-    }
-    if let Some(i) = index_of(&TOOL_FIELDS, name) {
-        t.set.add(i);
-    }
-    true
-}
-
-/// Attribute assignment on `RunEventUsage`.
-pub fn assign_usage<S: Source>(ctx: &mut Ctx<S::Input>, u: &mut Usage, name: &str, v: &S) -> bool {
-    match name {
-        "model" => {
-            if let Some(x) = model_usage_field(ctx, v) {
-                u.model = x;
-            }
-        }
-        "tools" => {
-            if let Some(x) = tools_field(ctx, v) {
-                u.tools = x;
-            }
-        }
-        _ => return false,
-    }
-    if let Some(i) = index_of(&USAGE_FIELDS, name) {
-        u.set.add(i);
-    }
-    true
 }
