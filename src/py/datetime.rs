@@ -5,7 +5,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDateTime, PyDelta, PyTuple, PyType, PyTzInfo};
+#[cfg(feature = "abi3")]
+use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyDateTime, PyDelta, PyType, PyTzInfo};
 use pyo3::types::{PyDateAccess, PyDeltaAccess, PyTimeAccess, PyTzInfoAccess};
 
 use crate::core::event::timestamp::Timestamp;
@@ -28,6 +30,12 @@ pub fn date_cls(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// `(cls, (state,))` or `(cls, (state, tzinfo))`, where `state` is 10 bytes: year (2, big
 /// endian), month, day, hour, minute, second, microsecond (3, big endian). Both the C and
 /// the pure-Python `datetime` use this format. `None` when the state is not that shape.
+///
+/// Only in the abi3 build: there pyo3 reads each field through a descriptor, and this is
+/// faster (assigning an aware datetime: 337 ns against 583 ns). The per-version builds read
+/// the fields with the `PyDateTime_GET_*` macros, which beat it (166 ns against 276 ns); see
+/// docs/architecture.md, "Speed tricks".
+#[cfg(feature = "abi3")]
 fn timestamp_from_state(o: &Bound<'_, PyAny>) -> PyResult<Option<Timestamp>> {
     let py = o.py();
     let reduced = o.call_method0(intern!(py, "__reduce__"))?;
@@ -63,10 +71,16 @@ fn timestamp_from_state(o: &Bound<'_, PyAny>) -> PyResult<Option<Timestamp>> {
     let (Some(date), Some(time)) = (date, time) else {
         return Ok(None);
     };
-    let offset = match args.get_item(1) {
-        Err(_) => None,
-        Ok(tz) if tz.is_none() => None,
-        Ok(tz) => tz_offset(o, &tz)?,
+    // A naive datetime's state tuple has one item: checked, not a raised IndexError.
+    let offset = if args.len() > 1 {
+        let tz = args.get_item(1)?;
+        if tz.is_none() {
+            None
+        } else {
+            tz_offset(o, &tz)?
+        }
+    } else {
+        None
     };
     Ok(Some(Timestamp {
         naive: date.and_time(time),
@@ -95,8 +109,8 @@ fn tz_offset(dt: &Bound<'_, PyAny>, tz: &Bound<'_, PyAny>) -> PyResult<Option<i3
 
 /// Reads a `datetime.datetime` (or subclass) into a [`Timestamp`].
 pub fn timestamp_from_py(o: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
-    let py = o.py();
-    if o.get_type().is(datetime_cls(py)?) {
+    #[cfg(feature = "abi3")]
+    if o.get_type().is(datetime_cls(o.py())?) {
         if let Some(t) = timestamp_from_state(o)? {
             return Ok(t);
         }
