@@ -4,7 +4,7 @@ import builtins
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Self, final, overload
+from typing import Any, ClassVar, Literal, Self, final, overload, type_check_only
 
 __all__ = [
     "__version__",
@@ -41,8 +41,134 @@ __all__ = [
 
 __version__: str
 
+@type_check_only
+class _Model:
+    """What every model class has (a stub-only base: at run time each class has these
+    methods itself)."""
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+    __signature__: ClassVar[inspect.Signature]
+    model_fields: ClassVar[builtins.dict[str, Any]]
+    model_config: ClassVar[builtins.dict[str, Any]]
+    model_computed_fields: ClassVar[builtins.dict[str, Any]]
+    @property
+    def model_extra(self) -> builtins.dict[str, Any] | None: ...
+    @property
+    def model_fields_set(self) -> set[str]: ...
+    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        from_attributes: bool | None = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_validate_strings(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self: ...
+    @classmethod
+    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def model_json_schema(
+        cls,
+        by_alias: bool = True,
+        ref_template: str = "#/$defs/{model}",
+        schema_generator: Any = None,
+        mode: str = "validation",
+        **kw: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump(
+        self,
+        *,
+        mode: Literal["python", "json"] | str = "python",
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> builtins.dict[str, Any]: ...
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        ensure_ascii: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        context: Any = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+        **opts: Any,
+    ) -> str: ...
+    def model_copy(
+        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
+    ) -> Self: ...
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
+    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
+    def json(self, **kw: Any) -> str: ...
+    def copy(
+        self,
+        *,
+        include: Any = None,
+        exclude: Any = None,
+        update: builtins.dict[str, Any] | None = None,
+        deep: bool = False,
+    ) -> Self: ...
+    @classmethod
+    def parse_obj(cls, obj: Any) -> Self: ...
+    @classmethod
+    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
+    @classmethod
+    def schema(
+        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
+    ) -> builtins.dict[str, Any]: ...
+    @classmethod
+    def schema_json(
+        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
+    ) -> str: ...
+    @classmethod
+    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
+    @classmethod
+    def validate(cls, value: Any) -> Self: ...
+
+
 @final
-class RunEventRequest:
+class RunEventRequest(_Model):
     session_id: str | None
     trace_id: str | None
     span_id: str | None
@@ -53,130 +179,9 @@ class RunEventRequest:
         trace_id: str | None = None,
         span_id: str | None = None,
     ) -> Self: ...
-    def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
-    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
-    __signature__: ClassVar[inspect.Signature]
-    model_fields: ClassVar[builtins.dict[str, Any]]
-    model_config: ClassVar[builtins.dict[str, Any]]
-    model_computed_fields: ClassVar[builtins.dict[str, Any]]
-    @property
-    def model_extra(self) -> builtins.dict[str, Any] | None: ...
-    @property
-    def model_fields_set(self) -> set[str]: ...
-    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
-    @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_json(
-        cls,
-        json_data: str | bytes | bytearray,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_strings(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def model_json_schema(
-        cls,
-        by_alias: bool = True,
-        ref_template: str = "#/$defs/{model}",
-        schema_generator: Any = None,
-        mode: str = "validation",
-        **kw: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump(
-        self,
-        *,
-        mode: Literal["python", "json"] | str = "python",
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump_json(
-        self,
-        *,
-        indent: int | None = None,
-        ensure_ascii: bool = False,
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> str: ...
-    def model_copy(
-        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
-    ) -> Self: ...
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
-    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
-    def json(self, **kw: Any) -> str: ...
-    def copy(
-        self,
-        *,
-        include: Any = None,
-        exclude: Any = None,
-        update: builtins.dict[str, Any] | None = None,
-        deep: bool = False,
-    ) -> Self: ...
-    @classmethod
-    def parse_obj(cls, obj: Any) -> Self: ...
-    @classmethod
-    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
-    @classmethod
-    def schema(
-        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
-    ) -> builtins.dict[str, Any]: ...
-    @classmethod
-    def schema_json(
-        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
-    ) -> str: ...
-    @classmethod
-    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def validate(cls, value: Any) -> Self: ...
-
 
 @final
-class RunEventMetrics:
+class RunEventMetrics(_Model):
     latency_ms: int | None
     success: bool
     error_type: str | None
@@ -187,130 +192,9 @@ class RunEventMetrics:
         success: bool = True,
         error_type: str | None = None,
     ) -> Self: ...
-    def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
-    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
-    __signature__: ClassVar[inspect.Signature]
-    model_fields: ClassVar[builtins.dict[str, Any]]
-    model_config: ClassVar[builtins.dict[str, Any]]
-    model_computed_fields: ClassVar[builtins.dict[str, Any]]
-    @property
-    def model_extra(self) -> builtins.dict[str, Any] | None: ...
-    @property
-    def model_fields_set(self) -> set[str]: ...
-    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
-    @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_json(
-        cls,
-        json_data: str | bytes | bytearray,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_strings(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def model_json_schema(
-        cls,
-        by_alias: bool = True,
-        ref_template: str = "#/$defs/{model}",
-        schema_generator: Any = None,
-        mode: str = "validation",
-        **kw: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump(
-        self,
-        *,
-        mode: Literal["python", "json"] | str = "python",
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump_json(
-        self,
-        *,
-        indent: int | None = None,
-        ensure_ascii: bool = False,
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> str: ...
-    def model_copy(
-        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
-    ) -> Self: ...
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
-    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
-    def json(self, **kw: Any) -> str: ...
-    def copy(
-        self,
-        *,
-        include: Any = None,
-        exclude: Any = None,
-        update: builtins.dict[str, Any] | None = None,
-        deep: bool = False,
-    ) -> Self: ...
-    @classmethod
-    def parse_obj(cls, obj: Any) -> Self: ...
-    @classmethod
-    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
-    @classmethod
-    def schema(
-        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
-    ) -> builtins.dict[str, Any]: ...
-    @classmethod
-    def schema_json(
-        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
-    ) -> str: ...
-    @classmethod
-    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def validate(cls, value: Any) -> Self: ...
-
 
 @final
-class RunEventModelUsage:
+class RunEventModelUsage(_Model):
     provider: str
     model: str
     input_tokens: int
@@ -325,130 +209,9 @@ class RunEventModelUsage:
         output_tokens: int,
         cached_input_tokens: int = 0,
     ) -> Self: ...
-    def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
-    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
-    __signature__: ClassVar[inspect.Signature]
-    model_fields: ClassVar[builtins.dict[str, Any]]
-    model_config: ClassVar[builtins.dict[str, Any]]
-    model_computed_fields: ClassVar[builtins.dict[str, Any]]
-    @property
-    def model_extra(self) -> builtins.dict[str, Any] | None: ...
-    @property
-    def model_fields_set(self) -> set[str]: ...
-    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
-    @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_json(
-        cls,
-        json_data: str | bytes | bytearray,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_strings(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def model_json_schema(
-        cls,
-        by_alias: bool = True,
-        ref_template: str = "#/$defs/{model}",
-        schema_generator: Any = None,
-        mode: str = "validation",
-        **kw: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump(
-        self,
-        *,
-        mode: Literal["python", "json"] | str = "python",
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump_json(
-        self,
-        *,
-        indent: int | None = None,
-        ensure_ascii: bool = False,
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> str: ...
-    def model_copy(
-        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
-    ) -> Self: ...
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
-    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
-    def json(self, **kw: Any) -> str: ...
-    def copy(
-        self,
-        *,
-        include: Any = None,
-        exclude: Any = None,
-        update: builtins.dict[str, Any] | None = None,
-        deep: bool = False,
-    ) -> Self: ...
-    @classmethod
-    def parse_obj(cls, obj: Any) -> Self: ...
-    @classmethod
-    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
-    @classmethod
-    def schema(
-        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
-    ) -> builtins.dict[str, Any]: ...
-    @classmethod
-    def schema_json(
-        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
-    ) -> str: ...
-    @classmethod
-    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def validate(cls, value: Any) -> Self: ...
-
 
 @final
-class RunEventToolUsage:
+class RunEventToolUsage(_Model):
     tool_name: str
     invocations: int
     cost_units: float
@@ -459,130 +222,9 @@ class RunEventToolUsage:
         invocations: int = 0,
         cost_units: float = 0.0,
     ) -> Self: ...
-    def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
-    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
-    __signature__: ClassVar[inspect.Signature]
-    model_fields: ClassVar[builtins.dict[str, Any]]
-    model_config: ClassVar[builtins.dict[str, Any]]
-    model_computed_fields: ClassVar[builtins.dict[str, Any]]
-    @property
-    def model_extra(self) -> builtins.dict[str, Any] | None: ...
-    @property
-    def model_fields_set(self) -> set[str]: ...
-    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
-    @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_json(
-        cls,
-        json_data: str | bytes | bytearray,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_strings(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def model_json_schema(
-        cls,
-        by_alias: bool = True,
-        ref_template: str = "#/$defs/{model}",
-        schema_generator: Any = None,
-        mode: str = "validation",
-        **kw: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump(
-        self,
-        *,
-        mode: Literal["python", "json"] | str = "python",
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump_json(
-        self,
-        *,
-        indent: int | None = None,
-        ensure_ascii: bool = False,
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> str: ...
-    def model_copy(
-        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
-    ) -> Self: ...
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
-    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
-    def json(self, **kw: Any) -> str: ...
-    def copy(
-        self,
-        *,
-        include: Any = None,
-        exclude: Any = None,
-        update: builtins.dict[str, Any] | None = None,
-        deep: bool = False,
-    ) -> Self: ...
-    @classmethod
-    def parse_obj(cls, obj: Any) -> Self: ...
-    @classmethod
-    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
-    @classmethod
-    def schema(
-        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
-    ) -> builtins.dict[str, Any]: ...
-    @classmethod
-    def schema_json(
-        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
-    ) -> str: ...
-    @classmethod
-    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def validate(cls, value: Any) -> Self: ...
-
 
 @final
-class RunEventUsage:
+class RunEventUsage(_Model):
     model: RunEventModelUsage
     tools: list[RunEventToolUsage]
     def __new__(
@@ -591,130 +233,9 @@ class RunEventUsage:
         model: RunEventModelUsage | Mapping[str, Any],
         tools: Iterable[Any] = ...,
     ) -> Self: ...
-    def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
-    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
-    __signature__: ClassVar[inspect.Signature]
-    model_fields: ClassVar[builtins.dict[str, Any]]
-    model_config: ClassVar[builtins.dict[str, Any]]
-    model_computed_fields: ClassVar[builtins.dict[str, Any]]
-    @property
-    def model_extra(self) -> builtins.dict[str, Any] | None: ...
-    @property
-    def model_fields_set(self) -> set[str]: ...
-    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
-    @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_json(
-        cls,
-        json_data: str | bytes | bytearray,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_strings(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def model_json_schema(
-        cls,
-        by_alias: bool = True,
-        ref_template: str = "#/$defs/{model}",
-        schema_generator: Any = None,
-        mode: str = "validation",
-        **kw: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump(
-        self,
-        *,
-        mode: Literal["python", "json"] | str = "python",
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump_json(
-        self,
-        *,
-        indent: int | None = None,
-        ensure_ascii: bool = False,
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> str: ...
-    def model_copy(
-        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
-    ) -> Self: ...
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
-    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
-    def json(self, **kw: Any) -> str: ...
-    def copy(
-        self,
-        *,
-        include: Any = None,
-        exclude: Any = None,
-        update: builtins.dict[str, Any] | None = None,
-        deep: bool = False,
-    ) -> Self: ...
-    @classmethod
-    def parse_obj(cls, obj: Any) -> Self: ...
-    @classmethod
-    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
-    @classmethod
-    def schema(
-        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
-    ) -> builtins.dict[str, Any]: ...
-    @classmethod
-    def schema_json(
-        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
-    ) -> str: ...
-    @classmethod
-    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def validate(cls, value: Any) -> Self: ...
-
 
 @final
-class RunEvent:
+class RunEvent(_Model):
     api_version: Literal["v1"]
     type: Literal["run_start", "run_end"]
     timestamp: datetime
@@ -747,128 +268,7 @@ class RunEvent:
         usage: RunEventUsage | Mapping[str, Any],
         labels: Mapping[str, str] = ...,
     ) -> Self: ...
-    def __copy__(self) -> Self: ...
-    def __deepcopy__(self, _memo: builtins.dict[int, Any], /) -> Self: ...
-    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
-    def __reduce__(self) -> tuple[Any, ...]: ...
-    __signature__: ClassVar[inspect.Signature]
-    model_fields: ClassVar[builtins.dict[str, Any]]
-    model_config: ClassVar[builtins.dict[str, Any]]
-    model_computed_fields: ClassVar[builtins.dict[str, Any]]
-    @property
-    def model_extra(self) -> builtins.dict[str, Any] | None: ...
-    @property
-    def model_fields_set(self) -> set[str]: ...
-    def _replace_fields_set(self, names: Iterable[str]) -> None: ...
-    @classmethod
-    def model_validate(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        from_attributes: bool | None = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_json(
-        cls,
-        json_data: str | bytes | bytearray,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_validate_strings(
-        cls,
-        obj: Any,
-        *,
-        strict: bool | None = None,
-        extra: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        by_name: bool | None = None,
-    ) -> Self: ...
-    @classmethod
-    def model_construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def model_json_schema(
-        cls,
-        by_alias: bool = True,
-        ref_template: str = "#/$defs/{model}",
-        schema_generator: Any = None,
-        mode: str = "validation",
-        **kw: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump(
-        self,
-        *,
-        mode: Literal["python", "json"] | str = "python",
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> builtins.dict[str, Any]: ...
-    def model_dump_json(
-        self,
-        *,
-        indent: int | None = None,
-        ensure_ascii: bool = False,
-        include: Any = None,
-        exclude: Any = None,
-        context: Any = None,
-        by_alias: bool | None = None,
-        exclude_unset: bool = False,
-        exclude_defaults: bool = False,
-        exclude_none: bool = False,
-        round_trip: bool = False,
-        warnings: bool | Literal["none", "warn", "error"] = True,
-        **opts: Any,
-    ) -> str: ...
-    def model_copy(
-        self, *, update: builtins.dict[str, Any] | None = None, deep: bool = False
-    ) -> Self: ...
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any, /) -> Any: ...
-    def dict(self, **kw: Any) -> builtins.dict[str, Any]: ...
-    def json(self, **kw: Any) -> str: ...
-    def copy(
-        self,
-        *,
-        include: Any = None,
-        exclude: Any = None,
-        update: builtins.dict[str, Any] | None = None,
-        deep: bool = False,
-    ) -> Self: ...
-    @classmethod
-    def parse_obj(cls, obj: Any) -> Self: ...
-    @classmethod
-    def parse_raw(cls, b: str | bytes, **kw: Any) -> Self: ...
-    @classmethod
-    def schema(
-        cls, by_alias: bool = True, ref_template: str = "#/$defs/{model}"
-    ) -> builtins.dict[str, Any]: ...
-    @classmethod
-    def schema_json(
-        cls, *, by_alias: bool = True, ref_template: str = "#/$defs/{model}", **dumps_kwargs: Any
-    ) -> str: ...
-    @classmethod
-    def construct(cls, _fields_set: set[str] | None = None, **values: Any) -> Self: ...
-    @classmethod
-    def validate(cls, value: Any) -> Self: ...
     def wire_json(self) -> bytes: ...
-
 
 @final
 class NativeRequest:
