@@ -7,8 +7,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 #[cfg(feature = "abi3")]
 use pyo3::types::{PyBytes, PyTuple};
-use pyo3::types::{PyDateTime, PyDelta, PyType, PyTzInfo};
 use pyo3::types::{PyDateAccess, PyDeltaAccess, PyTimeAccess, PyTzInfoAccess};
+use pyo3::types::{PyDateTime, PyDelta, PyType, PyTzInfo};
 
 use crate::core::event::timestamp::Timestamp;
 
