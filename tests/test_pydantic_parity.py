@@ -127,6 +127,23 @@ DUMP_OPTIONS: list[dict[str, Any]] = [
     {"include": {"labels": {"team"}, "request": {"session_id"}}, "exclude_none": True},
     {"include": {"model": {"provider"}}, "exclude": {"model": {"provider"}}},
     {"exclude_defaults": True, "mode": "json", "include": {"usage", "metrics", "cost_units"}},
+    # The forms served from the native dump (top-level names, exclude_none, no-op options).
+    {"exclude_none": True, "mode": "json"},
+    {"exclude_none": False, "by_alias": False, "warnings": "warn"},
+    {"include": {"agent_id", "request", "not_a_field"}, "exclude_none": True},
+    {"include": frozenset({"metrics", "usage"}), "exclude": {"usage"}, "mode": "json"},
+    {"include": set()},
+    {"exclude": set(), "exclude_none": True, "round_trip": True},
+    {"exclude": {"timestamp", "labels"}, "by_alias": True, "warnings": "none"},
+    # Near misses of those forms, answered by pydantic.
+    {"exclude_none": 1},
+    {"include": ["agent_id", "usage"]},
+    {"include": {"agent_id": True}},
+    {"warnings": "bogus"},
+    {"mode": "bogus", "exclude_none": True},
+    {"mode": "bogus"},
+    {"mode": None},
+    {"mode": 5},
 ]
 
 
@@ -148,6 +165,9 @@ JSON_OPTIONS: list[dict[str, Any]] = [
     {"by_alias": True, "round_trip": True, "warnings": "none"},
     {"include": {"usage": {"tools": {1}}}, "indent": 1},
     {"exclude": {"timestamp": True, "usage": {"model": {"model"}}}},
+    {"indent": 3, "by_alias": False, "round_trip": True, "warnings": False},
+    {"indent": 2, "exclude_unset": False, "exclude_defaults": False},
+    {"indent": True},
 ]
 
 
@@ -159,6 +179,50 @@ def test_model_dump_json_options(name: str, opts: dict[str, Any]) -> None:
         data = {**EVENT, "labels": {"équipe": "ü"}}
     ours, ref = _both(name, data)
     assert ours.model_dump_json(**opts) == ref.model_dump_json(**opts)
+
+
+AWKWARD_EVENT: dict[str, Any] = {
+    **EVENT,
+    "timestamp": datetime(2026, 5, 1, 12, 0, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+    "request": None,
+    "metrics": {"latency_ms": None, "error_type": "Timeout"},
+    "usage": {
+        "model": {"provider": 'o"p\\,{[', "model": "m:\n", "input_tokens": 0, "output_tokens": 7},
+        "tools": [
+            {"tool_name": "tiny", "cost_units": 1e-7},
+            {"tool_name": "huge", "cost_units": 1.5e300},
+            {"tool_name": "plain", "cost_units": 0.1 + 0.2},
+        ],
+    },
+    "labels": {},
+}
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"indent": 2},
+        {"indent": 0},
+        {"indent": 5, "warnings": "error"},
+        {"exclude_none": True},
+        {"exclude_none": True, "include": {"request", "metrics", "labels", "usage"}},
+    ],
+    ids=repr,
+)
+def test_native_option_paths_on_awkward_values(opts: dict[str, Any]) -> None:
+    """Exponent floats, escapes, empty containers and ``None`` at two levels, through the
+    options answered from the native dump (re-indented JSON, ``exclude_none``)."""
+    ours, ref = OURS.RunEvent(**AWKWARD_EVENT), REF.RunEvent(**AWKWARD_EVENT)
+    json_opts = {k: v for k, v in opts.items() if k != "include"}
+    if "indent" in opts:
+        assert ours.model_dump_json(**json_opts) == ref.model_dump_json(**json_opts)
+        assert ours.usage.model_dump_json(**opts) == ref.usage.model_dump_json(**opts)
+    else:
+        for mode in ("python", "json"):
+            assert ours.model_dump(mode=mode, **opts) == ref.model_dump(mode=mode, **opts)
+            assert ours.metrics.model_dump(mode=mode, **opts) == ref.metrics.model_dump(
+                mode=mode, **opts
+            )
 
 
 def test_dump_options_inside_views_and_after_changes() -> None:

@@ -113,7 +113,9 @@ def _split(opts: dict[str, Any], extra: set[str]) -> dict[str, Any]:
     return {k: opts[k] for k in _DUMP if k in opts}
 
 
-def dump(obj: Any, mode: str, opts: dict[str, Any], fields: Any, factory: type) -> dict[str, Any]:
+def dump(
+    obj: Any, mode: str | None, opts: dict[str, Any], fields: Any, factory: type
+) -> dict[str, Any]:
     """``obj.model_dump(mode=mode, **opts)``; ``fields`` is the models' field table (type ->
     ``(name, _, default, _)`` rows) and ``factory`` the type of a default made by a call."""
     o = _split(opts, set())

@@ -196,6 +196,67 @@ pub fn format_float(v: f64, style: FloatStyle) -> String {
     out
 }
 
+/// Re-indents compact JSON text (no whitespace between tokens, as our writers produce) the
+/// way pydantic's `model_dump_json(indent=n)` lays it out: one member per line, `n` spaces
+/// per level, `": "` after keys, and `{}` / `[]` for empty containers. Strings are copied
+/// unchanged, so numbers and escapes keep the compact text's exact form.
+pub fn indent(compact: &str, width: usize) -> String {
+    let bytes = compact.as_bytes();
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let mut i = 0;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', depth * width));
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(bytes.len());
+                out.push_str(&compact[start..i]);
+                continue;
+            }
+            open @ (b'{' | b'[') => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                out.push(char::from(open));
+                if bytes.get(i + 1) == Some(&close) {
+                    out.push(char::from(close));
+                    i += 2;
+                    continue;
+                }
+                depth += 1;
+                newline(&mut out, depth);
+            }
+            close @ (b'}' | b']') => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(char::from(close));
+            }
+            b',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            b':' => out.push_str(": "),
+            _ => {
+                // A run of a number or literal: copied as is (ASCII up to the next token).
+                let start = i;
+                while i < bytes.len() && !matches!(bytes[i], b',' | b'}' | b']' | b':' | b'"') {
+                    i += 1;
+                }
+                out.push_str(&compact[start..i]);
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +286,18 @@ mod tests {
         assert_eq!(format_float(9.999e-5, FloatStyle::Pydantic), "0.00009999");
         assert_eq!(format_float(1e-5, FloatStyle::Python), "1e-05");
         assert_eq!(format_float(1e20, FloatStyle::Pydantic), "1e+20");
+    }
+
+    #[test]
+    fn indent_lays_out_like_pydantic() {
+        let compact = r#"{"a":[1,{"b":"x,\\\":{[y"},[],{}],"c":null,"d":-1.5e-7}"#;
+        assert_eq!(
+            indent(compact, 2),
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,\\\\\\\":{[y\"\n    },\n    [],\n    {}\n  ],\n  \"c\": null,\n  \"d\": -1.5e-7\n}"
+        );
+        assert_eq!(indent("{\"a\":1}", 0), "{\n\"a\": 1\n}");
+        assert_eq!(indent("{}", 4), "{}");
+        assert_eq!(indent(r#"{"é":"ü"}"#, 1), "{\n \"é\": \"ü\"\n}");
     }
 
     #[test]

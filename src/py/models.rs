@@ -142,20 +142,122 @@ const KNOWN_OPTIONS: [&str; 20] = [
 /// Whether any keyword option is given with an effect: an unknown name, or a known one not
 /// at pydantic's default (`None`, `False`, `warnings=True`). Those calls leave the fast path.
 fn has_options(opts: Option<&Bound<'_, PyDict>>) -> bool {
-    opts.is_some_and(|d| {
-        d.iter().any(|(k, v)| {
-            let Ok(k) = k.extract::<&str>() else {
-                return true;
-            };
-            if !KNOWN_OPTIONS.contains(&k) {
-                return true;
+    opts.is_some_and(|d| d.iter().any(|(k, v)| !is_default_option(&k, &v)))
+}
+
+/// A known option at a value that changes nothing (`None`, `False`, `warnings=True`).
+fn is_default_option(k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> bool {
+    let Ok(k) = k.extract::<&str>() else {
+        return false;
+    };
+    KNOWN_OPTIONS.contains(&k)
+        && (v.is_none()
+            || v.cast::<pyo3::types::PyBool>()
+                .is_ok_and(|b| !b.is_true() || k == "warnings"))
+}
+
+/// `warnings=` values other than booleans (no warning can arise from valid values).
+const WARNINGS: [&str; 3] = ["none", "warn", "error"];
+
+/// The options a native dump answers exactly: `exclude_none`, and `include` / `exclude`
+/// given as sets of top-level field names; every other option at a value that changes
+/// nothing for these models (no aliases, no special serializers).
+struct Selection<'py> {
+    exclude_none: bool,
+    include: Option<Bound<'py, PyAny>>,
+    exclude: Option<Bound<'py, PyAny>>,
+}
+
+impl<'py> Selection<'py> {
+    fn of(opts: &Bound<'py, PyDict>) -> Option<Self> {
+        let mut sel = Self {
+            exclude_none: false,
+            include: None,
+            exclude: None,
+        };
+        for (k, v) in opts.iter() {
+            let key = k.cast::<PyString>().ok()?.to_str().ok()?;
+            match key {
+                "exclude_none" => {
+                    sel.exclude_none = v.cast::<pyo3::types::PyBool>().ok()?.is_true()
+                }
+                "include" | "exclude" if !v.is_none() => {
+                    if !names_set(&v) {
+                        return None;
+                    }
+                    if key == "include" {
+                        sel.include = Some(v);
+                    } else {
+                        sel.exclude = Some(v);
+                    }
+                }
+                "by_alias" | "round_trip" if v.is_exact_instance_of::<pyo3::types::PyBool>() => {}
+                "warnings" if v.extract::<&str>().is_ok_and(|w| WARNINGS.contains(&w)) => {}
+                _ if is_default_option(&k, &v) => {}
+                _ => return None,
             }
-            let default = v.is_none()
-                || v.cast::<pyo3::types::PyBool>()
-                    .is_ok_and(|b| !b.is_true() || k == "warnings");
-            !default
-        })
-    })
+        }
+        Some(sel)
+    }
+
+    /// Applies the selection to a fresh dump (a dict).
+    fn apply(&self, dump: &Bound<'py, PyAny>) -> PyResult<()> {
+        if self.exclude_none {
+            drop_none(dump)?;
+        }
+        if self.include.is_none() && self.exclude.is_none() {
+            return Ok(());
+        }
+        let d = dump.cast::<PyDict>()?;
+        for key in d.keys().iter() {
+            let kept = match &self.include {
+                Some(inc) => inc.contains(&key)?,
+                None => true,
+            } && match &self.exclude {
+                Some(exc) => !exc.contains(&key)?,
+                None => true,
+            };
+            if !kept {
+                d.del_item(key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `set` or `frozenset` of `str` (exactly those types).
+fn names_set(v: &Bound<'_, PyAny>) -> bool {
+    let items = if let Ok(s) = v.cast_exact::<pyo3::types::PySet>() {
+        s.iter().collect::<Vec<_>>()
+    } else if let Ok(s) = v.cast_exact::<pyo3::types::PyFrozenSet>() {
+        s.iter().collect()
+    } else {
+        return false;
+    };
+    items.iter().all(|n| n.is_exact_instance_of::<PyString>())
+}
+
+/// `exclude_none` on a dump: every `None` goes, at every level. Only model fields can be
+/// `None` in a dump (`labels` holds strings), so this is exactly pydantic's rule.
+fn drop_none(v: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut gone = Vec::new();
+        for (k, x) in d.iter() {
+            if x.is_none() {
+                gone.push(k);
+            } else {
+                drop_none(&x)?;
+            }
+        }
+        for k in gone {
+            d.del_item(k)?;
+        }
+    } else if let Ok(l) = v.cast::<PyList>() {
+        for x in l.iter() {
+            drop_none(&x)?;
+        }
+    }
+    Ok(())
 }
 
 /// The names in `set`, as a Python `set`.
@@ -188,14 +290,8 @@ fn fields_set_from(names: &[&str], given: &Bound<'_, PyAny>) -> PyResult<FieldsS
     Ok(set)
 }
 
-fn dump_mode(mode: &str) -> PyResult<bool> {
-    match mode {
-        "python" => Ok(false),
-        "json" => Ok(true),
-        other => Err(PyValueError::new_err(format!(
-            "mode must be 'python' or 'json', got {other:?}"
-        ))),
-    }
+fn dump_mode(mode: Option<&str>) -> bool {
+    mode == Some("json")
 }
 
 /// A model class: its instances hold a record of their own, or view one inside a parent.
@@ -765,17 +861,26 @@ macro_rules! model_methods {
             }
 
             $(#[$dump_doc])*
-            #[pyo3(signature = (*, mode = "python", **opts))]
+            #[pyo3(
+                signature = (*, mode = Some("python"), **opts),
+                text_signature = "($self, *, mode='python', **opts)"
+            )]
             fn model_dump<'py>(
                 slf: &Bound<'py, Self>,
-                mode: &str,
+                mode: Option<&str>,
                 opts: Option<&Bound<'py, PyDict>>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let py = slf.py();
                 if has_options(opts) {
+                    if let Some(sel) = opts.and_then(Selection::of) {
+                        let json = dump_mode(mode);
+                        let dump = slf.borrow().read(py, |d| d.to_py(py, json))??;
+                        sel.apply(&dump)?;
+                        return Ok(dump);
+                    }
                     return model_api(py, "model_dump", (slf, mode), opts);
                 }
-                let json = dump_mode(mode)?;
+                let json = dump_mode(mode);
                 slf.borrow().read(py, |d| d.to_py(py, json))?
             }
 
@@ -993,4 +1098,10 @@ pub fn install_fast_constructor(py: Python<'_>) {
     fast_new::install(py);
     #[cfg(feature = "abi3")]
     let _ = py;
+}
+
+/// The layout of `model_dump_json(indent=n)`, applied to the compact JSON text of a dump.
+#[pyfunction]
+pub fn indent_json(text: &str, indent: usize) -> String {
+    crate::core::json::indent(text, indent)
 }
