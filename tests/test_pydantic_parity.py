@@ -29,6 +29,7 @@ import pytest
 
 import flightdeck_rs
 import flightdeck_rs.models as OURS
+from flightdeck_rs import _model_api
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.encoders import jsonable_encoder  # noqa: E402
@@ -223,6 +224,65 @@ def test_native_option_paths_on_awkward_values(opts: dict[str, Any]) -> None:
             assert ours.metrics.model_dump(mode=mode, **opts) == ref.metrics.model_dump(
                 mode=mode, **opts
             )
+
+
+def _set_and_default_cases() -> list[tuple[str, Any]]:
+    """Events whose fields were given in different ways: explicitly at their defaults,
+    through JSON, by assignment, by ``model_copy(update=)``, and nested defaults."""
+    at_defaults = {
+        **EVENT,
+        "api_version": "v1",
+        "type": "run_end",
+        "workspace_id": "ws_local",
+        "request": None,
+        "metrics": {"success": True},
+        "usage": {**EVENT["usage"], "tools": [{"tool_name": "t", "invocations": 0}]},
+        "labels": {},
+    }
+    return [
+        ("given", lambda m: m.RunEvent(**EVENT)),
+        ("at_defaults", lambda m: m.RunEvent(**at_defaults)),
+        ("json", lambda m: m.RunEvent.model_validate_json(m.RunEvent(**EVENT).model_dump_json())),
+        ("assigned", lambda m: _assigned(m.RunEvent(**EVENT))),
+        ("copied", lambda m: m.RunEvent(**EVENT).model_copy(update={"labels": {"a": "b"}})),
+        ("minimal_metrics", lambda m: m.RunEventMetrics(error_type=None)),
+    ]
+
+
+def _assigned(ev: Any) -> Any:
+    ev.metrics.latency_ms = 0
+    ev.usage.tools[1].cost_units = 0.0
+    ev.request = None
+    return ev
+
+
+@pytest.mark.parametrize("case", _set_and_default_cases(), ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"exclude_unset": True},
+        {"exclude_defaults": True},
+        {"exclude_unset": True, "exclude_defaults": True, "exclude_none": True},
+        {"exclude_defaults": True, "include": {"metrics", "usage", "labels", "type"}},
+        {"exclude_unset": True, "exclude": {"timestamp"}, "warnings": "none"},
+    ],
+    ids=repr,
+)
+def test_exclude_unset_and_defaults_at_every_level(
+    case: Any, opts: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, make = case
+    ours, ref = make(OURS), make(REF)
+
+    def not_native(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("answered by the pydantic mirror, not the native dump")
+
+    # These forms are the native dump's own: the Python fallback must not be reached.
+    monkeypatch.setattr(_model_api, "model_dump", not_native)
+    for mode in ("python", "json"):
+        assert _canon(ours.model_dump(mode=mode, **opts)) == _canon(
+            ref.model_dump(mode=mode, **opts)
+        )
 
 
 def test_dump_options_inside_views_and_after_changes() -> None:

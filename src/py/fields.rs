@@ -9,6 +9,19 @@ use crate::core::event::{ApiVersion, EventType, Model, Text, Timestamp};
 
 use super::datetime::timestamp_to_py;
 
+/// The `model_dump` options a native dump applies, at every level of the record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DumpOptions {
+    /// `mode="json"`.
+    pub json: bool,
+    /// Leaves out the fields the caller did not set (`model_fields_set`).
+    pub exclude_unset: bool,
+    /// Leaves out the fields equal to their default.
+    pub exclude_defaults: bool,
+    /// Leaves out the fields whose value is `None`.
+    pub exclude_none: bool,
+}
+
 /// A field's value in Python.
 pub trait PyValue {
     /// The value in `model_dump()` (and as an attribute, for plain values); `json` is
@@ -16,6 +29,10 @@ pub trait PyValue {
     fn to_py<'py>(&self, py: Python<'py>, json: bool) -> PyResult<Bound<'py, PyAny>>;
     /// Appends the value's `repr`.
     fn repr(&self, py: Python<'_>, out: &mut String) -> PyResult<()>;
+    /// The value in `model_dump(**opts)`: records apply the options to their fields.
+    fn dump<'py>(&self, py: Python<'py>, opts: DumpOptions) -> PyResult<Bound<'py, PyAny>> {
+        self.to_py(py, opts.json)
+    }
 }
 
 /// A record of the field table in Python (implemented by `py_models!` in `models`, which
@@ -135,6 +152,12 @@ impl<T: PyValue> PyValue for Option<T> {
             None => Ok(py.None().into_bound(py)),
         }
     }
+    fn dump<'py>(&self, py: Python<'py>, opts: DumpOptions) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Some(v) => v.dump(py, opts),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
     fn repr(&self, py: Python<'_>, out: &mut String) -> PyResult<()> {
         match self {
             Some(v) => v.repr(py, out),
@@ -151,6 +174,13 @@ impl<T: PyValue> PyValue for Vec<T> {
         let list = PyList::empty(py);
         for v in self {
             list.append(v.to_py(py, json)?)?;
+        }
+        Ok(list.into_any())
+    }
+    fn dump<'py>(&self, py: Python<'py>, opts: DumpOptions) -> PyResult<Bound<'py, PyAny>> {
+        let list = PyList::empty(py);
+        for v in self {
+            list.append(v.dump(py, opts)?)?;
         }
         Ok(list.into_any())
     }

@@ -23,12 +23,12 @@ use crate::core::event::source_json;
 use crate::core::event::validate::{self, Ctx, Instance, Key, Scalar, Source};
 use crate::core::event::{
     event_models, ApiVersion, EventType, FieldEq, FieldsSet, Metrics, Model, ModelUsage, Request,
-    RunEvent, Text, Timestamp, ToolUsage, Usage,
+    RunEvent, Text, Timestamp, ToolUsage, Usage, DEFAULT_WORKSPACE,
 };
 use crate::core::json;
 
 use super::convert;
-use super::fields::{model_repr, PyModel, PyValue};
+use super::fields::{model_repr, DumpOptions, PyModel, PyValue};
 use super::validation_error::{
     json_invalid, model_type_error, raise_json, raise_py, string_unicode,
 };
@@ -159,28 +159,34 @@ fn is_default_option(k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>) -> bool {
 /// `warnings=` values other than booleans (no warning can arise from valid values).
 const WARNINGS: [&str; 3] = ["none", "warn", "error"];
 
-/// The options a native dump answers exactly: `exclude_none`, and `include` / `exclude`
-/// given as sets of top-level field names; every other option at a value that changes
-/// nothing for these models (no aliases, no special serializers).
+/// The options a native dump answers exactly: `exclude_unset`, `exclude_defaults`,
+/// `exclude_none`, and `include` / `exclude` given as sets of top-level field names; every
+/// other option at a value that changes nothing for these models (no aliases, no special
+/// serializers).
 struct Selection<'py> {
-    exclude_none: bool,
+    opts: DumpOptions,
     include: Option<Bound<'py, PyAny>>,
     exclude: Option<Bound<'py, PyAny>>,
 }
 
 impl<'py> Selection<'py> {
-    fn of(opts: &Bound<'py, PyDict>) -> Option<Self> {
+    fn of(opts: &Bound<'py, PyDict>, json: bool) -> Option<Self> {
         let mut sel = Self {
-            exclude_none: false,
+            opts: DumpOptions {
+                json,
+                ..DumpOptions::default()
+            },
             include: None,
             exclude: None,
         };
+        let flag =
+            |v: &Bound<'py, PyAny>| v.cast::<pyo3::types::PyBool>().ok().map(|b| b.is_true());
         for (k, v) in opts.iter() {
             let key = k.cast::<PyString>().ok()?.to_str().ok()?;
             match key {
-                "exclude_none" => {
-                    sel.exclude_none = v.cast::<pyo3::types::PyBool>().ok()?.is_true()
-                }
+                "exclude_none" => sel.opts.exclude_none = flag(&v)?,
+                "exclude_unset" => sel.opts.exclude_unset = flag(&v)?,
+                "exclude_defaults" => sel.opts.exclude_defaults = flag(&v)?,
                 "include" | "exclude" if !v.is_none() => {
                     if !names_set(&v) {
                         return None;
@@ -200,13 +206,11 @@ impl<'py> Selection<'py> {
         Some(sel)
     }
 
-    /// Applies the selection to a fresh dump (a dict).
-    fn apply(&self, dump: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.exclude_none {
-            drop_none(dump)?;
-        }
+    /// The record's dump with the selection applied.
+    fn dump<M: PyValue>(&self, py: Python<'py>, record: &M) -> PyResult<Bound<'py, PyAny>> {
+        let dump = record.dump(py, self.opts)?;
         if self.include.is_none() && self.exclude.is_none() {
-            return Ok(());
+            return Ok(dump);
         }
         let d = dump.cast::<PyDict>()?;
         for key in d.keys().iter() {
@@ -221,7 +225,7 @@ impl<'py> Selection<'py> {
                 d.del_item(key)?;
             }
         }
-        Ok(())
+        Ok(dump)
     }
 }
 
@@ -235,29 +239,6 @@ fn names_set(v: &Bound<'_, PyAny>) -> bool {
         return false;
     };
     items.iter().all(|n| n.is_exact_instance_of::<PyString>())
-}
-
-/// `exclude_none` on a dump: every `None` goes, at every level. Only model fields can be
-/// `None` in a dump (`labels` holds strings), so this is exactly pydantic's rule.
-fn drop_none(v: &Bound<'_, PyAny>) -> PyResult<()> {
-    if let Ok(d) = v.cast::<PyDict>() {
-        let mut gone = Vec::new();
-        for (k, x) in d.iter() {
-            if x.is_none() {
-                gone.push(k);
-            } else {
-                drop_none(&x)?;
-            }
-        }
-        for k in gone {
-            d.del_item(k)?;
-        }
-    } else if let Ok(l) = v.cast::<PyList>() {
-        for x in l.iter() {
-            drop_none(&x)?;
-        }
-    }
-    Ok(())
 }
 
 /// The names in `set`, as a Python `set`.
@@ -544,6 +525,16 @@ impl Attr<PyUsage> for Vec<ToolUsage> {
     }
 }
 
+/// Whether a field holds its default (`false` for a required field).
+macro_rules! is_default {
+    ($v:expr) => {
+        false
+    };
+    ($v:expr, $d:expr) => {
+        $v == $d
+    };
+}
+
 /// From the field table: each record's dict, repr and field values ([`PyModel`]), its
 /// classes' getters, and the recognition of instances as validator input.
 macro_rules! py_models {
@@ -591,6 +582,30 @@ macro_rules! py_models {
                 }
                 fn repr(&self, py: Python<'_>, out: &mut String) -> PyResult<()> {
                     model_repr(self, py, out)
+                }
+                /// The record as a dict, with pydantic's `exclude_*` options applied to
+                /// its fields (and, through their own `dump`, to nested records').
+                fn dump<'py>(
+                    &self,
+                    py: Python<'py>,
+                    opts: DumpOptions,
+                ) -> PyResult<Bound<'py, PyAny>> {
+                    let d = PyDict::new(py);
+                    let set = <$name as Model>::fields_set(self);
+                    let mut keys = <$name as PyModel>::keys(py).iter().enumerate();
+                    $(
+                        if let Some((i, k)) = keys.next() {
+                            let unset = opts.exclude_unset && !set.contains(i);
+                            let default = opts.exclude_defaults && is_default!(self.$f $(, $d)?);
+                            if !unset && !default {
+                                let v = PyValue::dump(&self.$f, py, opts)?;
+                                if !(opts.exclude_none && v.is_none()) {
+                                    d.set_item(k.bind(py), v)?;
+                                }
+                            }
+                        }
+                    )*
+                    Ok(d.into_any())
                 }
             }
 
@@ -872,11 +887,8 @@ macro_rules! model_methods {
             ) -> PyResult<Bound<'py, PyAny>> {
                 let py = slf.py();
                 if has_options(opts) {
-                    if let Some(sel) = opts.and_then(Selection::of) {
-                        let json = dump_mode(mode);
-                        let dump = slf.borrow().read(py, |d| d.to_py(py, json))??;
-                        sel.apply(&dump)?;
-                        return Ok(dump);
+                    if let Some(sel) = opts.and_then(|o| Selection::of(o, dump_mode(mode))) {
+                        return slf.borrow().read(py, |d| sel.dump(py, d))?;
                     }
                     return model_api(py, "model_dump", (slf, mode), opts);
                 }
