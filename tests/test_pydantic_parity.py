@@ -169,6 +169,11 @@ JSON_OPTIONS: list[dict[str, Any]] = [
     {"indent": 3, "by_alias": False, "round_trip": True, "warnings": False},
     {"indent": 2, "exclude_unset": False, "exclude_defaults": False},
     {"indent": True},
+    {"exclude_unset": True, "indent": 2},
+    {"include": {"usage", "agent_id", "tool_name"}, "indent": 1, "exclude_none": True},
+    {"exclude": frozenset({"labels"}), "exclude_defaults": True, "warnings": "error"},
+    {"exclude_none": True, "exclude_defaults": True, "exclude_unset": True, "indent": None},
+    {"include": {"usage": {"model"}}, "exclude_none": True},
 ]
 
 
@@ -207,6 +212,8 @@ AWKWARD_EVENT: dict[str, Any] = {
         {"indent": 5, "warnings": "error"},
         {"exclude_none": True},
         {"exclude_none": True, "include": {"request", "metrics", "labels", "usage"}},
+        {"exclude_unset": True, "indent": 2},
+        {"exclude_defaults": True, "exclude_none": True},
     ],
     ids=repr,
 )
@@ -215,10 +222,13 @@ def test_native_option_paths_on_awkward_values(opts: dict[str, Any]) -> None:
     options answered from the native dump (re-indented JSON, ``exclude_none``)."""
     ours, ref = OURS.RunEvent(**AWKWARD_EVENT), REF.RunEvent(**AWKWARD_EVENT)
     json_opts = {k: v for k, v in opts.items() if k != "include"}
-    if "indent" in opts:
-        assert ours.model_dump_json(**json_opts) == ref.model_dump_json(**json_opts)
-        assert ours.usage.model_dump_json(**opts) == ref.usage.model_dump_json(**opts)
-    else:
+    assert ours.model_dump_json(**opts) == ref.model_dump_json(**opts)
+    assert ours.usage.model_dump_json(**json_opts) == ref.usage.model_dump_json(**json_opts)
+    inf_tool = {"tool_name": "inf", "cost_units": float("inf")}
+    assert OURS.RunEventToolUsage(**inf_tool).model_dump_json(**json_opts) == (
+        REF.RunEventToolUsage(**inf_tool).model_dump_json(**json_opts)
+    )
+    if "indent" not in opts:
         for mode in ("python", "json"):
             assert ours.model_dump(mode=mode, **opts) == ref.model_dump(mode=mode, **opts)
             assert ours.metrics.model_dump(mode=mode, **opts) == ref.metrics.model_dump(

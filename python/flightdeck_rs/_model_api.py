@@ -305,35 +305,6 @@ def _iter(obj: Any) -> Iterator[tuple[str, Any]]:
 # ------------------------------------------------------------------------------ dumping
 
 
-# Options that cannot change the output of these models as long as they hold valid values
-# (they have no aliases, computed fields, custom serializers, or fields of other types):
-# the values pydantic accepts for each.
-_NO_OP_OPTIONS: dict[str, tuple[Any, ...]] = {
-    "by_alias": (None, True, False),
-    "round_trip": (True, False),
-    "warnings": (True, False, "none", "warn", "error"),
-    "exclude_unset": (False,),
-    "exclude_defaults": (False,),
-    "exclude_none": (False,),
-    "include": (None,),
-    "exclude": (None,),
-}
-
-
-def _indent_only(opts: dict[str, Any]) -> bool:
-    """``indent`` (a non-negative int or None), other options only at values that change
-    nothing for these models: what re-indenting the native JSON text gives exactly."""
-    for key, value in opts.items():
-        if key == "indent":
-            if value is not None and (type(value) is not int or value < 0):
-                return False
-        elif key not in _NO_OP_OPTIONS or not any(
-            value is v or (type(value) is type(v) and value == v) for v in _NO_OP_OPTIONS[key]
-        ):
-            return False
-    return True
-
-
 def model_dump(obj: Any, mode: str | None = "python", **opts: Any) -> dict[str, Any]:
     """``model_dump`` with the options the native dump does not answer itself (it answers
     ``exclude_none``, ``include`` / ``exclude`` as sets of top-level names, and the options
@@ -348,15 +319,11 @@ def model_dump(obj: Any, mode: str | None = "python", **opts: Any) -> dict[str, 
 
 
 def model_dump_json(obj: Any, **opts: Any) -> str:
-    """``model_dump_json`` with pydantic's options (``indent``, ``include``, ...). ``indent``
-    and the options that change nothing for these models re-indent the native JSON text."""
-    if _indent_only(opts):
-        text: str = obj.model_dump_json()
-        indent = opts.get("indent")
-        return text if indent is None else _native.indent_json(text, indent)
+    """``model_dump_json`` with the options the native dump does not answer itself (it
+    answers ``indent`` and the same options as ``model_dump``), by the pydantic mirror."""
     if _has_pydantic():
         mirror = _mirror()
-        text = mirror.to_mirror(obj).model_dump_json(**opts)
+        text: str = mirror.to_mirror(obj).model_dump_json(**opts)
         return text
     from flightdeck_rs import _dump_fallback
 

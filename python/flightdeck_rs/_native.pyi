@@ -37,7 +37,6 @@ __all__ = [
     "EXPORT_HEADER_KEYS",
     "client_retry_delay",
     "delivery_decision",
-    "indent_json",
 ]
 
 __version__: str
@@ -456,4 +455,3 @@ def delivery_decision(
     unit: float | None = None,
     now_s: float | None = None,
 ) -> tuple[Literal["retry", "split", "give_up"], float]: ...
-def indent_json(text: str, indent: int) -> str: ...

@@ -54,7 +54,6 @@ pub fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(client::collect, m)?)?;
     m.add_function(wrap_pyfunction!(retry::client_retry_delay, m)?)?;
     m.add_function(wrap_pyfunction!(retry::delivery_decision, m)?)?;
-    m.add_function(wrap_pyfunction!(models::indent_json, m)?)?;
     m.add(
         "EXPORT_HEADER_KEYS",
         pyo3::types::PyTuple::new(m.py(), crate::core::api::EXPORT_HEADER_KEYS)?,

@@ -167,10 +167,14 @@ struct Selection<'py> {
     opts: DumpOptions,
     include: Option<Bound<'py, PyAny>>,
     exclude: Option<Bound<'py, PyAny>>,
+    /// `model_dump_json(indent=)`.
+    indent: Option<usize>,
 }
 
 impl<'py> Selection<'py> {
-    fn of(opts: &Bound<'py, PyDict>, json: bool) -> Option<Self> {
+    /// The selection of a `model_dump(mode=...)` call (`text`: false) or of a
+    /// `model_dump_json()` call (`text`: true, which also takes `indent`).
+    fn of(opts: &Bound<'py, PyDict>, json: bool, text: bool) -> Option<Self> {
         let mut sel = Self {
             opts: DumpOptions {
                 json,
@@ -178,6 +182,7 @@ impl<'py> Selection<'py> {
             },
             include: None,
             exclude: None,
+            indent: None,
         };
         let flag =
             |v: &Bound<'py, PyAny>| v.cast::<pyo3::types::PyBool>().ok().map(|b| b.is_true());
@@ -195,6 +200,12 @@ impl<'py> Selection<'py> {
                         sel.include = Some(v);
                     } else {
                         sel.exclude = Some(v);
+                    }
+                }
+                "indent" if text => {
+                    if !v.is_none() {
+                        let n = v.cast_exact::<pyo3::types::PyInt>().ok()?;
+                        sel.indent = Some(n.extract::<usize>().ok()?);
                     }
                 }
                 "by_alias" | "round_trip" if v.is_exact_instance_of::<pyo3::types::PyBool>() => {}
@@ -227,6 +238,55 @@ impl<'py> Selection<'py> {
         }
         Ok(dump)
     }
+}
+
+/// Writes a JSON-mode dump (dicts, lists, `str`, `int`, `float`, `bool`, `None`) as
+/// pydantic's `model_dump_json` does: compact, floats in pydantic's form, `inf`/`nan` as
+/// `null`.
+fn write_dump_json(v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<()> {
+    use pyo3::types::{PyBool, PyFloat, PyInt};
+    if v.is_none() {
+        buf.extend_from_slice(b"null");
+    } else if let Ok(b) = v.cast_exact::<PyBool>() {
+        buf.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
+    } else if let Ok(s) = v.cast_exact::<PyString>() {
+        json::write_str(buf, s.to_str()?);
+    } else if let Ok(i) = v.cast_exact::<PyInt>() {
+        buf.extend_from_slice(i.str()?.to_str()?.as_bytes());
+    } else if let Ok(f) = v.cast_exact::<PyFloat>() {
+        let x = f.value();
+        if x.is_finite() {
+            buf.extend_from_slice(json::format_float(x, json::FloatStyle::Pydantic).as_bytes());
+        } else {
+            buf.extend_from_slice(b"null");
+        }
+    } else if let Ok(d) = v.cast_exact::<PyDict>() {
+        buf.push(b'{');
+        for (i, (k, x)) in d.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            json::write_str(buf, k.cast::<PyString>()?.to_str()?);
+            buf.push(b':');
+            write_dump_json(&x, buf)?;
+        }
+        buf.push(b'}');
+    } else if let Ok(l) = v.cast_exact::<PyList>() {
+        buf.push(b'[');
+        for (i, x) in l.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            write_dump_json(&x, buf)?;
+        }
+        buf.push(b']');
+    } else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "unexpected {} in a dump",
+            v.get_type().name()?
+        )));
+    }
+    Ok(())
 }
 
 /// A `set` or `frozenset` of `str` (exactly those types).
@@ -887,7 +947,7 @@ macro_rules! model_methods {
             ) -> PyResult<Bound<'py, PyAny>> {
                 let py = slf.py();
                 if has_options(opts) {
-                    if let Some(sel) = opts.and_then(|o| Selection::of(o, dump_mode(mode))) {
+                    if let Some(sel) = opts.and_then(|o| Selection::of(o, dump_mode(mode), false)) {
                         return slf.borrow().read(py, |d| sel.dump(py, d))?;
                     }
                     return model_api(py, "model_dump", (slf, mode), opts);
@@ -904,7 +964,19 @@ macro_rules! model_methods {
             ) -> PyResult<Bound<'py, PyAny>> {
                 let py = slf.py();
                 if has_options(opts) {
-                    return model_api(py, "model_dump_json", (slf,), opts);
+                    let Some(sel) = opts.and_then(|o| Selection::of(o, true, true)) else {
+                        return model_api(py, "model_dump_json", (slf,), opts);
+                    };
+                    let dump = slf.borrow().read(py, |d| sel.dump(py, d))??;
+                    let mut buf = Vec::with_capacity(512);
+                    write_dump_json(&dump, &mut buf)?;
+                    let text =
+                        String::from_utf8(buf).map_err(|e| PyValueError::new_err(e.to_string()))?;
+                    let text = match sel.indent {
+                        Some(n) => json::indent(&text, n),
+                        None => text,
+                    };
+                    return Ok(PyString::new(py, &text).into_any());
                 }
                 let mut buf = Vec::with_capacity(512);
                 slf.borrow()
@@ -1110,10 +1182,4 @@ pub fn install_fast_constructor(py: Python<'_>) {
     fast_new::install(py);
     #[cfg(feature = "abi3")]
     let _ = py;
-}
-
-/// The layout of `model_dump_json(indent=n)`, applied to the compact JSON text of a dump.
-#[pyfunction]
-pub fn indent_json(text: &str, indent: usize) -> String {
-    crate::core::json::indent(text, indent)
 }
