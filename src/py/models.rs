@@ -291,14 +291,14 @@ fn write_dump_json(v: &Bound<'_, PyAny>, buf: &mut Vec<u8>) -> PyResult<()> {
 
 /// A `set` or `frozenset` of `str` (exactly those types).
 fn names_set(v: &Bound<'_, PyAny>) -> bool {
-    let items = if let Ok(s) = v.cast_exact::<pyo3::types::PySet>() {
-        s.iter().collect::<Vec<_>>()
+    let is_name = |n: Bound<'_, PyAny>| n.is_exact_instance_of::<PyString>();
+    if let Ok(s) = v.cast_exact::<pyo3::types::PySet>() {
+        s.iter().all(is_name)
     } else if let Ok(s) = v.cast_exact::<pyo3::types::PyFrozenSet>() {
-        s.iter().collect()
+        s.iter().all(is_name)
     } else {
-        return false;
-    };
-    items.iter().all(|n| n.is_exact_instance_of::<PyString>())
+        false
+    }
 }
 
 /// The names in `set`, as a Python `set`.
@@ -629,7 +629,8 @@ macro_rules! py_models {
             }
 
             impl PyValue for $name {
-                /// The record as a dict (`model_dump()`).
+                /// The record as a dict (`model_dump()`). Kept apart from `dump` below:
+                /// going through it costs plain dumps 2-5% in option checks.
                 fn to_py<'py>(&self, py: Python<'py>, json: bool) -> PyResult<Bound<'py, PyAny>> {
                     let d = PyDict::new(py);
                     let mut keys = <$name as PyModel>::keys(py).iter();
