@@ -459,17 +459,175 @@ def test_model_json_schema(name: str, kw: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ 4. construction
 
 
+def _warned(f: Any, *args: Any) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """``f(*args)``'s result (or exception type and text) and the warnings it issued."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            got: Any = f(*args)
+        except Exception as exc:  # noqa: BLE001 - compared between both sides
+            got = (type(exc), str(exc))
+    return got, [(w.category, str(w.message)) for w in caught]
+
+
+def _same_behaviour(ours: Any, ref: Any) -> None:
+    """Two instances made the same way (one of each) read, dump, print and copy alike."""
+    assert repr(ours) == repr(ref)
+    assert str(ours) == str(ref)
+    assert [(k, repr(v)) for k, v in ours] == [(k, repr(v)) for k, v in ref]
+    assert ours.model_fields_set == ref.model_fields_set
+    for name in type(ref).model_fields:
+        o, r = _warned(getattr, ours, name), _warned(getattr, ref, name)
+        assert repr(o) == repr(r), name
+        assert type(o[0]).__name__ == type(r[0]).__name__, name
+    for call in (
+        lambda m: m.model_dump(),
+        lambda m: m.model_dump(mode="json"),
+        lambda m: m.model_dump_json(),
+        lambda m: m.model_dump(exclude_none=True, warnings=False),
+        lambda m: m.model_dump_json(indent=2, exclude_unset=True),
+    ):
+        assert _warned(call, ours) == _warned(call, ref)
+    for clone in (copy.copy, copy.deepcopy, lambda m: pickle.loads(pickle.dumps(m))):
+        assert repr(clone(ours)) == repr(clone(ref))
+        assert clone(ours).model_fields_set == clone(ref).model_fields_set
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_model_construct(name: str) -> None:
     data = DATA[name]
     ours = getattr(OURS, name).model_construct(**copy.deepcopy(data))
-    ref = getattr(REF, name).model_validate(copy.deepcopy(data))  # construct keeps raw dicts
-    assert ours.model_dump() == ref.model_dump()
-    assert ours.model_fields_set == getattr(REF, name).model_construct(**data).model_fields_set
+    ref = getattr(REF, name).model_construct(**copy.deepcopy(data))
+    _same_behaviour(ours, ref)  # nested models given as dicts stay dicts, as pydantic's
     only = set(list(data)[:1])
     assert getattr(OURS, name).model_construct(_fields_set=only, **data).model_fields_set == (
         getattr(REF, name).model_construct(_fields_set=only, **data).model_fields_set
     )
+    _same_behaviour(
+        getattr(OURS, name).model_construct(_fields_set=only, **copy.deepcopy(data)),
+        getattr(REF, name).model_construct(_fields_set=only, **copy.deepcopy(data)),
+    )
+
+
+#: ``model_construct`` keyword arguments pydantic stores without a check.
+UNCHECKED: list[tuple[str, dict[str, Any]]] = [
+    ("RunEvent", {"agent_id": 5}),  # wrong type, every other required field missing
+    ("RunEvent", {**EVENT, "timestamp": "2026-05-01T00:00:00Z", "bogus": 1}),
+    ("RunEvent", {**EVENT, "labels": {"a": 1}, "request": None}),
+    ("RunEvent", {**EVENT, "metrics": {"latency_ms": -5}}),
+    ("RunEventModelUsage", {"provider": "p", "input_tokens": -1, "output_tokens": "2"}),
+    ("RunEventToolUsage", {"tool_name": "t", "cost_units": 3}),  # int for a float field
+    ("RunEventMetrics", {"success": "yes"}),
+    ("RunEventUsage", {"model": 3}),
+    ("RunEventRequest", {"session_id": 7, "trace_id": None}),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), UNCHECKED, ids=repr)
+def test_model_construct_keeps_values_unchecked(name: str, data: dict[str, Any]) -> None:
+    def make(mod: Any, **kw: Any) -> Any:
+        return getattr(mod, name).model_construct(**kw, **copy.deepcopy(data))
+
+    ours, ref = make(OURS), make(REF)
+    assert type(ours) is getattr(OURS, name)
+    _same_behaviour(ours, ref)
+    only = {next(iter(data))}
+    _same_behaviour(make(OURS, _fields_set=only), make(REF, _fields_set=only))
+    # equality as pydantic's: same values, whether made unchecked or not
+    assert (ours == make(OURS)) is (ref == make(REF)) is True
+    valid = {**DATA[name]}
+    assert (ours == getattr(OURS, name)(**valid)) is (ref == getattr(REF, name)(**valid))
+    # assignment and model_copy(update=) keep values unchecked too
+    field = next(iter(getattr(REF, name).model_fields))
+    for v in (12, "x"):
+        setattr(ours, field, v)
+        setattr(ref, field, v)
+        _same_behaviour(ours, ref)
+    upd = {field: [1], "bogus": 2}
+    _same_behaviour(ours.model_copy(update=upd), ref.model_copy(update=upd))
+    _same_behaviour(ours.model_copy(deep=True), ref.model_copy(deep=True))
+
+
+def test_model_construct_missing_field_and_nested_reads() -> None:
+    ours = OURS.RunEvent.model_construct(agent_id="a")
+    ref = REF.RunEvent.model_construct(agent_id="a")
+    with pytest.raises(AttributeError) as ours_exc:
+        ours.release_id  # noqa: B018
+    with pytest.raises(AttributeError) as ref_exc:
+        ref.release_id  # noqa: B018
+    assert str(ours_exc.value) == str(ref_exc.value)
+    # a default nested model is one of our classes, and changes reach the event
+    assert type(ours.metrics) is OURS.RunEventMetrics
+    ours.metrics.latency_ms = "slow"
+    ref.metrics.latency_ms = "slow"
+    _same_behaviour(ours, ref)
+    usage = OURS.RunEventUsage(**DATA["RunEventUsage"])
+    ev = OURS.RunEvent.model_construct(agent_id=1, usage=usage)
+    assert type(ev.usage) is OURS.RunEventUsage
+    assert ev.usage == usage
+    assert ev.usage.model.provider == "p"
+    ev.usage.model.input_tokens = 9  # a copy of the given usage: the original stays
+    assert usage.model.input_tokens == 3
+    assert ev.usage.model.input_tokens == 9
+
+
+def test_model_construct_stores_exact_values_natively() -> None:
+    ours = OURS.RunEvent(**copy.deepcopy(EVENT))
+    values = {name: getattr(ours, name) for name in OURS.RunEvent.model_fields}
+    built = OURS.RunEvent.model_construct(**values)
+    assert built._raw is None  # the fast native record: nothing needed keeping as given
+    assert built == ours
+    assert built.model_fields_set == set(values)
+    assert OURS.RunEventToolUsage.model_construct(tool_name="t", cost_units=3.0)._raw is None
+    assert OURS.RunEventToolUsage.model_construct(tool_name="t", cost_units=3)._raw is not None
+    copied = ours.model_copy(update={"run_id": "run_2", "labels": {"k": "v"}})
+    assert copied._raw is None and copied.run_id == "run_2"
+    unchecked = ours.model_copy(update={"run_id": 2})
+    assert unchecked._raw is not None and unchecked.run_id == 2
+    assert ours.run_id == "run_1"
+
+
+def test_unchecked_instances_in_validated_places() -> None:
+    # Values that validate: used as they validate; others: a ValidationError before use.
+    good = OURS.RunEvent.model_construct(**{**EVENT, "timestamp": "2026-05-01T12:34:56.789Z"})
+    assert good._raw is not None
+    validated = OURS.RunEvent(**copy.deepcopy(EVENT))
+    assert good.wire_json() == validated.wire_json()
+    usage = OURS.RunEventUsage.model_construct(model=dict(DATA["RunEventUsage"]["model"]))
+    ev = OURS.RunEvent(**{**EVENT, "usage": usage})
+    assert ev.usage.model.input_tokens == 3 and ev._raw is None
+    bad = OURS.RunEvent.model_construct(**{**EVENT, "agent_id": 5})
+    with pytest.raises(pydantic.ValidationError) as exc:
+        bad.wire_json()
+    assert [e["loc"] for e in exc.value.errors()] == [("agent_id",)]
+    with pytest.raises(pydantic.ValidationError):
+        OURS.RunEvent(**{**EVENT, "usage": OURS.RunEventUsage.model_construct(model=3)})
+
+
+def test_unchecked_event_is_ingested_as_validated(server: Any) -> None:
+    from conftest import event_kwargs
+    from flightdeck_rs.sdk import FlightdeckClient
+
+    kw = event_kwargs(server.baseline_id)
+    kw["timestamp"] = kw["timestamp"].isoformat()  # kept as text by model_construct
+    good = OURS.RunEvent.model_construct(**kw)
+    assert good._raw is not None
+    bad = OURS.RunEvent.model_construct(**{**kw, "run_id": None})
+    with FlightdeckClient(server.base_url) as client:
+        assert client.ingest_run_events([good]) == 1
+        with pytest.raises(pydantic.ValidationError, match="run_id"):
+            client.ingest_run_events([bad])  # refused before anything is sent
+    from flightdeck_rs.emitter import Emitter
+
+    em = Emitter(server.base_url, atexit_timeout_s=0)
+    try:
+        em.emit(OURS.RunEvent.model_construct(**{**kw, "run_id": kw["run_id"] + "-2"}))
+        with pytest.raises(pydantic.ValidationError, match="run_id"):
+            em.emit(bad)
+        assert em.flush(10.0)
+        assert em.stats()["server_inserted"] == 1
+    finally:
+        em.close()
 
 
 STRICT_CASES: list[dict[str, Any]] = [
@@ -557,13 +715,17 @@ def test_model_copy(deep: bool) -> None:
     ours, ref = _both("RunEvent")
     upd = {"run_id": "run_2", "metrics": {"latency_ms": 5}}
     o, r = ours.model_copy(update=upd, deep=deep), ref.model_copy(update=upd, deep=deep)
-    # pydantic does not validate `update`: its metrics stays the dict it was given
-    assert o.metrics.model_dump() == {**REF.RunEventMetrics(latency_ms=5).model_dump()}
+    # neither validates `update`: metrics stays the dict it was given
+    _same_behaviour(o, r)
+    assert o.metrics == r.metrics == {"latency_ms": 5}
     assert o.run_id == r.run_id == "run_2"
-    assert o.model_fields_set == r.model_fields_set
     o.usage.model.input_tokens = 99
     assert ours.usage.model.input_tokens == 10  # the copy is independent
     assert ours.model_copy() == ours
+    upd = {"run_id": "run_3", "request": OURS.RunEventRequest(trace_id="t")}
+    o = ours.model_copy(update=upd, deep=deep)
+    assert o._raw is None  # values the record holds as given: stored natively
+    assert o.request.trace_id == "t" and o.model_fields_set == ours.model_fields_set
 
 
 # ------------------------------------------------------------------ 5. pydantic v1 names

@@ -265,7 +265,14 @@ def _has_pydantic() -> bool:
 
 def reduce(obj: Any) -> tuple[Any, ...]:
     """Pickle support: the values and which fields were set, at every level."""
+    raw = obj._raw
+    if raw is not None:
+        return (_restore_raw, (type(obj), raw))
     return (_restore, (type(obj), obj.model_dump(), _fields_set_tree(obj)))
+
+
+def _restore_raw(cls: type[Any], raw: Any) -> Any:
+    return cls._from_raw(raw)
 
 
 def _fields_set_tree(obj: Any) -> tuple[set[str], dict[str, Any]]:
@@ -298,6 +305,12 @@ def _restore(cls: type[Any], data: dict[str, Any], tree: Any) -> Any:
 
 def _iter(obj: Any) -> Iterator[tuple[str, Any]]:
     """``(name, value)`` for each field, as pydantic iterates a model (``dict(event)``)."""
+    raw = obj._raw
+    if raw is not None:
+        # Only the fields it holds (a required one not given is absent), as pydantic.
+        for name, value in raw:
+            yield name, _from_mirror_value(value)
+        return
     for name, _, _, _ in FIELDS[type(obj)]:
         yield name, getattr(obj, name)
 
@@ -449,15 +462,136 @@ def model_validate_strings(
 
 
 def model_construct(cls: type[Any], /, _fields_set: set[str] | None = None, **values: Any) -> Any:
-    """An instance from trusted values, with ``model_fields_set`` as pydantic's records it.
+    """An instance from trusted values, not validated, as pydantic's ``model_construct``.
 
-    Unlike pydantic, the values are still validated: the native record cannot hold values of
-    the wrong type.
+    Values the native record holds exactly as given (a ``str`` for a text field, an ``int``
+    for a count, one of our instances for a nested model, ...) are stored natively. Any other
+    value (a dict for a nested model, text for the timestamp, a wrong type) or a missing
+    required field makes an instance that keeps the values as given in a pydantic-mirror
+    instance, so reading, dumping, ``repr`` and ``==`` give what pydantic gives. Without
+    pydantic installed, the values are validated instead.
     """
-    obj = cls(**values)
+    names = {name for name, _, _, _ in FIELDS[cls]}
+    given = {k: v for k, v in values.items() if k in names}
+    if not _has_pydantic():
+        obj = cls(**given)
+    else:
+        obj = _native_if_exact(lambda: cls(**given), given)
+        if obj is None:
+            mirror = _mirror().MIRROR[cls]
+            given = {k: _to_mirror_value(v) for k, v in given.items()}
+            return cls._from_raw(mirror.model_construct(_fields_set, **given))
     if _fields_set is not None:
         obj._replace_fields_set(_fields_set)
     return obj
+
+
+def model_copy(obj: Any, update: dict[str, Any] | None, deep: bool) -> Any:
+    """``model_copy`` with changes, or of an instance holding unchecked values: as
+    pydantic's, the new values are not checked (see ``model_construct``)."""
+    raw = obj._raw
+    if raw is None:
+        copy = _native_if_exact(lambda: obj._copy_checked(update), update or {})
+        if copy is not None:
+            return copy
+        raw = _mirror().to_mirror(obj)
+    if update:
+        update = {k: _to_mirror_value(v) for k, v in update.items()}
+    return type(obj)._from_raw(raw.model_copy(update=update, deep=deep))
+
+
+def _native_if_exact(make: Callable[[], Any], given: dict[str, Any]) -> Any:
+    """``make()`` when it succeeds and reads back every value of ``given`` as it was given
+    (same type, equal); ``None`` otherwise."""
+    try:
+        obj = make()
+    except (ValueError, AttributeError):
+        return None
+    for name, value in given.items():
+        if not _same(getattr(obj, name), value):
+            return None
+    return obj
+
+
+def _same(stored: Any, given: Any) -> bool:
+    """Whether the native record gives back ``given`` unchanged."""
+    t = type(given)
+    if type(stored) is not t:
+        return False
+    if t is list:
+        return len(stored) == len(given) and all(map(_same, stored, given))
+    if t is dict:
+        return list(stored) == list(given) and all(_same(stored[k], v) for k, v in given.items())
+    if t is _dt.datetime:
+        return bool(stored == given and stored.tzinfo == given.tzinfo)
+    if t in FIELDS:
+        return bool(stored == given) and stored.model_fields_set == given.model_fields_set
+    return bool(stored == given)
+
+
+def _to_mirror_value(value: Any) -> Any:
+    """A value for a mirror instance: our instances as mirror instances (lists too)."""
+    if type(value) in FIELDS:
+        return _mirror().to_mirror(value)
+    if type(value) is list:
+        return [_to_mirror_value(v) for v in value]
+    return value
+
+
+def _from_mirror_value(value: Any) -> Any:
+    """A value read from a mirror instance: mirror instances as ours (holding them)."""
+    ours = _mirror().OURS.get(type(value))
+    if ours is not None:
+        return ours._from_raw(value)
+    if type(value) is list and any(type(v) in _mirror().OURS for v in value):
+        return [_from_mirror_value(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------- instances of unchecked values
+# The native methods of an instance made by ``model_construct`` from values its record
+# cannot hold call these with the instance and its pydantic-mirror instance.
+
+
+def raw_values(raw: Any) -> dict[str, Any]:
+    """The values, for validation (ingest, use inside a validated event)."""
+    return raw.model_dump(warnings=False)  # type: ignore[no-any-return]
+
+
+def raw_getattr(obj: Any, raw: Any, name: str) -> Any:
+    return _from_mirror_value(getattr(raw, name))
+
+
+def raw_setattr(obj: Any, raw: Any, name: str, value: Any) -> None:
+    setattr(raw, name, _to_mirror_value(value))
+
+
+def raw_dump(obj: Any, raw: Any, mode: Any, **opts: Any) -> Any:
+    return raw.model_dump(mode=mode, **opts)
+
+
+def raw_dump_json(obj: Any, raw: Any, **opts: Any) -> Any:
+    return raw.model_dump_json(**opts)
+
+
+def raw_eq(obj: Any, raw: Any, other: Any) -> Any:
+    if type(other) is not type(obj):
+        return NotImplemented
+    a, b = obj._raw, other._raw
+    to_mirror = _mirror().to_mirror
+    return (a if a is not None else to_mirror(obj)) == (b if b is not None else to_mirror(other))
+
+
+def raw_copy(obj: Any, raw: Any) -> Any:
+    import copy
+
+    return type(obj)._from_raw(copy.copy(raw))
+
+
+def raw_deepcopy(obj: Any, raw: Any, memo: Any) -> Any:
+    import copy
+
+    return type(obj)._from_raw(copy.deepcopy(raw, memo))
 
 
 # ------------------------------------------------------------------------------ schema
@@ -681,6 +815,9 @@ def _v1_validate(cls: type[Any], /, value: Any) -> Any:
 
 def _str(self: Any) -> str:
     """``name=value`` pairs separated by spaces, as pydantic's ``str()``."""
+    raw = self._raw
+    if raw is not None:
+        return str(raw)
     return " ".join(f"{name}={value!r}" for name, value in _iter(self))
 
 

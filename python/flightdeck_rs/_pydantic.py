@@ -97,7 +97,11 @@ def _construct(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str
 
 
 def to_mirror(obj: Any, data: dict[str, Any] | None = None) -> BaseModel:
-    """Our instance as its pydantic mirror, with the same values and ``model_fields_set``."""
+    """Our instance as its pydantic mirror, with the same values and ``model_fields_set``
+    (for an instance holding unchecked values, the mirror instance it holds)."""
+    raw = obj._raw
+    if raw is not None:
+        return raw  # type: ignore[no-any-return]
     if data is None:
         data = obj.model_dump()
     for name in _NESTED.get(type(obj), ()):

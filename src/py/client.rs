@@ -532,7 +532,7 @@ fn collect_events(py: Python<'_>, events: &Bound<'_, PyList>) -> PyResult<Vec<Ar
     let mut items: Vec<Arc<RunEvent>> = Vec::with_capacity(events.len());
     for (i, item) in events.iter().enumerate() {
         if let Ok(e) = item.cast::<PyRunEvent>() {
-            items.push(e.try_borrow()?.inner.clone());
+            items.push(PyRunEvent::shared(e)?);
             continue;
         }
         let validated = if item.cast::<PyDict>().is_ok() {

@@ -63,7 +63,7 @@ impl NativeEmitter {
         let nonfinite =
             |_| PyValueError::new_err("Out of range float values are not JSON compliant");
         if let Ok(e) = event.cast::<PyRunEvent>() {
-            return serialize::to_vec(&e.try_borrow()?.inner, Mode::Wire).map_err(nonfinite);
+            return serialize::to_vec(&*PyRunEvent::shared(e)?, Mode::Wire).map_err(nonfinite);
         }
         let validated = if event.cast::<PyDict>().is_ok() {
             validate_event(py, event)?

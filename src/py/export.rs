@@ -199,12 +199,7 @@ fn convert(
     }
     let list = PyList::empty(py);
     for (line, ev) in batch.items {
-        let ev = Py::new(
-            py,
-            PyRunEvent {
-                inner: Arc::new(ev),
-            },
-        )?;
+        let ev = Py::new(py, PyRunEvent::owning(ev))?;
         if with_lines {
             list.append(PyTuple::new(
                 py,

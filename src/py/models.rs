@@ -115,6 +115,41 @@ fn model_api<'py>(
         .call(args, kwargs)
 }
 
+/// The mirror instance of `slf` when it holds unchecked values (see [`Node::raw`]).
+#[inline]
+fn raw_of<C: Node>(slf: &Bound<'_, C>) -> Option<Py<PyAny>> {
+    slf.try_borrow().ok()?.raw().map(|m| m.clone_ref(slf.py()))
+}
+
+/// Calls `flightdeck_rs._model_api.<name>(slf, mirror, *args)` for an instance holding
+/// unchecked values: its methods answer as pydantic's do, from the mirror instance.
+fn raw_call<'py, C: Node>(
+    slf: &Bound<'py, C>,
+    mirror: Py<PyAny>,
+    name: &str,
+    args: impl IntoIterator<Item = Bound<'py, PyAny>>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = slf.py();
+    let mut all = vec![slf.clone().into_any(), mirror.into_bound(py)];
+    all.extend(args);
+    model_api(py, name, pyo3::types::PyTuple::new(py, all)?, kwargs)
+}
+
+/// The record of an instance, cloned: its own, or for an instance holding unchecked
+/// values, those values validated now.
+fn record_of<C: Node>(slf: &Bound<'_, C>) -> PyResult<C::Data> {
+    let py = slf.py();
+    match raw_of(slf) {
+        None => slf.try_borrow()?.read(py, Clone::clone),
+        Some(m) => {
+            let values = model_api(py, "raw_values", (m,), None)?;
+            let d = values.cast::<PyDict>()?;
+            Ok(construct::<C>(py, Some(d))?.read(py, Clone::clone)?)
+        }
+    }
+}
+
 /// pydantic's keyword options of `model_dump*` / `model_validate*`.
 const KNOWN_OPTIONS: [&str; 20] = [
     "include",
@@ -345,6 +380,11 @@ pub trait Node: pyo3::PyClass<Frozen = False> + Into<PyClassInitializer<Self>> {
     fn read<R>(&self, py: Python<'_>, f: impl FnOnce(&Self::Data) -> R) -> PyResult<R>;
     /// Runs `f` on the record for modification.
     fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut Self::Data) -> R) -> PyResult<R>;
+    /// The pydantic-mirror instance of an instance made by `model_construct` from values the
+    /// record cannot hold (pydantic keeps them unchecked); `None` for every other instance.
+    fn raw(&self) -> Option<&Py<PyAny>>;
+    /// An instance that holds `mirror`'s values as they are (see [`Node::raw`]).
+    fn from_raw(py: Python<'_>, mirror: Py<PyAny>) -> PyResult<Self>;
     /// `model_validate(obj)` of a value that is not an instance of the class: a dict.
     fn validate_other(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         match obj.cast::<PyDict>() {
@@ -430,6 +470,16 @@ impl Holds<ToolUsage> for Vec<ToolUsage> {
 pub enum Slot<T: 'static, P: Node, F: Holds<T> + 'static> {
     Own(T),
     In(Lens<P, F>),
+    /// Unchecked values in a pydantic-mirror instance (see [`Node::raw`]).
+    Raw(Py<PyAny>),
+}
+
+/// The record of an instance that holds unchecked values: every method answers from the
+/// pydantic mirror before it would read one, so this is not reached.
+fn unchecked(what: &str) -> PyErr {
+    pyo3::exceptions::PyTypeError::new_err(format!(
+        "this {what} was made by model_construct from unchecked values"
+    ))
 }
 
 /// The way from a parent to one nested record.
@@ -456,6 +506,7 @@ impl<T: 'static, P: Node, F: Holds<T> + 'static> Slot<T, P, F> {
                 .try_borrow()?
                 .read(py, |pd| (l.field)(pd).at(l.index).map(f))?
                 .ok_or_else(|| stale(F::WHAT)),
+            Slot::Raw(_) => Err(unchecked(F::WHAT)),
         }
     }
 
@@ -469,6 +520,7 @@ impl<T: 'static, P: Node, F: Holds<T> + 'static> Slot<T, P, F> {
                 .try_borrow_mut()?
                 .write(py, |pd| (l.field_mut)(pd).at_mut(l.index).map(f))?
                 .ok_or_else(|| stale(F::WHAT)),
+            Slot::Raw(_) => Err(unchecked(F::WHAT)),
         }
     }
 }
@@ -585,6 +637,16 @@ impl Attr<PyUsage> for Vec<ToolUsage> {
     }
 }
 
+/// A field's Python name: its `as "name"`, or the Rust one.
+macro_rules! attr_name {
+    ($f:ident) => {
+        stringify!($f)
+    };
+    ($f:ident $py:literal) => {
+        $py
+    };
+}
+
 /// Whether a field holds its default (`false` for a required field).
 macro_rules! is_default {
     ($v:expr) => {
@@ -679,6 +741,10 @@ macro_rules! py_models {
                     #[getter]
                     $(#[pyo3(name = $py)])?
                     fn $f<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                        if let Some(m) = raw_of(slf) {
+                            let name = PyString::new(slf.py(), attr_name!($f $($py)?));
+                            return raw_call(slf, m, "raw_getattr", [name.into_any()], None);
+                        }
                         <$t as Attr<Self>>::get(slf, |d| &d.$f, |d| &mut d.$f)
                     }
                 )*
@@ -690,6 +756,9 @@ macro_rules! py_models {
             let py = o.py();
             $(
                 if let Ok(x) = o.cast::<$class>() {
+                    if raw_of(x).is_some() {
+                        return record_of(x).ok().map(|d| d.into_instance());
+                    }
                     return x.try_borrow().ok()?.read(py, |d| d.clone().into_instance()).ok();
                 }
             )*
@@ -703,7 +772,48 @@ event_models!(py_models PyRequest, PyMetrics, PyModelUsage, PyToolUsage, PyUsage
 /// One agent run: the record `POST /v1/events` accepts.
 #[pyclass(module = "flightdeck_rs.models", name = "RunEvent", weakref)]
 pub struct PyRunEvent {
-    pub inner: Arc<RunEvent>,
+    /// The record (a placeholder when `raw` is set).
+    inner: Arc<RunEvent>,
+    /// See [`Node::raw`].
+    raw: Option<Py<PyAny>>,
+}
+
+impl PyRunEvent {
+    /// The event's record, shared: its own, or for an instance holding unchecked values,
+    /// those values validated now (a `ValidationError` when they are not valid).
+    #[inline]
+    pub fn shared(slf: &Bound<'_, Self>) -> PyResult<Arc<RunEvent>> {
+        let py = slf.py();
+        let this = slf.try_borrow()?;
+        let Some(m) = this.raw.as_ref().map(|m| m.clone_ref(py)) else {
+            return Ok(this.inner.clone());
+        };
+        drop(this);
+        let values = model_api(py, "raw_values", (m,), None)?;
+        Ok(Arc::new(validate_event(py, &values)?))
+    }
+
+    /// An event owning `data`.
+    pub fn owning(data: RunEvent) -> Self {
+        <Self as Node>::own(data)
+    }
+}
+
+/// What a `RunEvent` holding unchecked values keeps as its record: never read (see
+/// [`Node::raw`]), built once from a fixed valid event.
+fn placeholder() -> PyResult<Arc<RunEvent>> {
+    static EVENT: std::sync::OnceLock<Arc<RunEvent>> = std::sync::OnceLock::new();
+    if let Some(e) = EVENT.get() {
+        return Ok(e.clone());
+    }
+    let v = serde_json::json!({
+        "timestamp": "1970-01-01T00:00:00Z", "agent_id": "", "release_id": "", "run_id": "",
+        "tenant_id": "", "task_id": "", "environment": "",
+        "usage": {"model": {"provider": "", "model": "", "input_tokens": 0, "output_tokens": 0}},
+    });
+    let e = source_json::event_from_value(&v)
+        .map_err(|_| PyValueError::new_err("the placeholder event does not validate"))?;
+    Ok(EVENT.get_or_init(|| Arc::new(e)).clone())
 }
 
 impl Node for PyRunEvent {
@@ -713,17 +823,36 @@ impl Node for PyRunEvent {
     fn own(data: RunEvent) -> Self {
         Self {
             inner: Arc::new(data),
+            raw: None,
         }
     }
 
     #[inline]
+    fn raw(&self) -> Option<&Py<PyAny>> {
+        self.raw.as_ref()
+    }
+
+    fn from_raw(_py: Python<'_>, mirror: Py<PyAny>) -> PyResult<Self> {
+        Ok(Self {
+            inner: placeholder()?,
+            raw: Some(mirror),
+        })
+    }
+
+    #[inline]
     fn read<R>(&self, _py: Python<'_>, f: impl FnOnce(&RunEvent) -> R) -> PyResult<R> {
+        if self.raw.is_some() {
+            return Err(unchecked("RunEvent"));
+        }
         Ok(f(&self.inner))
     }
 
     /// Copy-on-write: a batch being sent keeps the data it took.
     #[inline]
     fn write<R>(&mut self, _py: Python<'_>, f: impl FnOnce(&mut RunEvent) -> R) -> PyResult<R> {
+        if self.raw.is_some() {
+            return Err(unchecked("RunEvent"));
+        }
         Ok(f(Arc::make_mut(&mut self.inner)))
     }
 
@@ -791,6 +920,20 @@ macro_rules! nested_class {
             #[inline]
             fn write<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut $data) -> R) -> PyResult<R> {
                 self.slot.write(py, f)
+            }
+
+            #[inline]
+            fn raw(&self) -> Option<&Py<PyAny>> {
+                match &self.slot {
+                    Slot::Raw(m) => Some(m),
+                    _ => None,
+                }
+            }
+
+            fn from_raw(_py: Python<'_>, mirror: Py<PyAny>) -> PyResult<Self> {
+                Ok(Self {
+                    slot: Slot::Raw(mirror),
+                })
             }
         }
     };
@@ -947,6 +1090,10 @@ macro_rules! model_methods {
                 opts: Option<&Bound<'py, PyDict>>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let py = slf.py();
+                if let Some(m) = raw_of(slf) {
+                    let mode = mode.into_bound_py_any(py)?;
+                    return raw_call(slf, m, "raw_dump", [mode], opts);
+                }
                 if has_options(opts) {
                     if let Some(sel) = opts.and_then(|o| Selection::of(o, dump_mode(mode), false)) {
                         return slf.borrow().read(py, |d| sel.dump(py, d))?;
@@ -964,6 +1111,9 @@ macro_rules! model_methods {
                 opts: Option<&Bound<'py, PyDict>>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 let py = slf.py();
+                if let Some(m) = raw_of(slf) {
+                    return raw_call(slf, m, "raw_dump_json", [], opts);
+                }
                 if has_options(opts) {
                     let Some(sel) = opts.and_then(|o| Selection::of(o, true, true)) else {
                         return model_api(py, "model_dump_json", (slf,), opts);
@@ -992,12 +1142,39 @@ macro_rules! model_methods {
 
             /// The names of the fields the caller set (pydantic's `model_fields_set`).
             #[getter]
-            fn model_fields_set<'py>(
-                &self,
-                py: Python<'py>,
-            ) -> PyResult<Bound<'py, pyo3::types::PySet>> {
-                let set = self.read(py, |d| d.fields_set())?;
-                fields_set_of(py, <Self as Node>::Data::FIELDS, set)
+            fn model_fields_set<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                if let Some(m) = raw_of(slf) {
+                    return m.into_bound(py).getattr("model_fields_set");
+                }
+                let set = slf.borrow().read(py, |d| d.fields_set())?;
+                Ok(fields_set_of(py, <Self as Node>::Data::FIELDS, set)?.into_any())
+            }
+
+            /// The pydantic-mirror instance of an instance holding unchecked values
+            /// (from `model_construct`), else `None`.
+            #[getter]
+            fn _raw(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+                self.raw().map(|m| m.clone_ref(py))
+            }
+
+            /// An instance holding a pydantic-mirror instance's values unchecked.
+            #[classmethod]
+            fn _from_raw(
+                _cls: &Bound<'_, PyType>,
+                py: Python<'_>,
+                mirror: Py<PyAny>,
+            ) -> PyResult<Self> {
+                Self::from_raw(py, mirror)
+            }
+
+            /// `model_copy(update=)` with the values validated (a `ValidationError`, or an
+            /// `AttributeError` for an unknown name, when they cannot be stored).
+            fn _copy_checked(
+                slf: &Bound<'_, Self>,
+                update: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<Self> {
+                copy_with(slf, update)
             }
 
             /// Replaces the record of set fields (for `model_construct(_fields_set=...)`).
@@ -1010,15 +1187,22 @@ macro_rules! model_methods {
                 self.write(py, |d| d.set_fields_set(set))
             }
 
-            /// A copy, optionally with fields replaced (validated).
+            /// A copy, optionally with fields replaced. As pydantic's, the new values are
+            /// not checked: values the record cannot hold are kept as given.
             #[pyo3(signature = (*, update = None, deep = false))]
-            fn model_copy(
-                slf: &Bound<'_, Self>,
-                update: Option<&Bound<'_, PyDict>>,
+            fn model_copy<'py>(
+                slf: &Bound<'py, Self>,
+                update: Option<&Bound<'py, PyDict>>,
                 deep: bool,
-            ) -> PyResult<Self> {
-                let _ = deep;
-                copy_with(slf, update)
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                let changes = update.is_some_and(|u| !u.is_empty());
+                if changes || raw_of(slf).is_some() {
+                    let deep = deep.into_bound_py_any(py)?;
+                    let update = update.into_bound_py_any(py)?;
+                    return model_api(py, "model_copy", (slf, update, deep), None);
+                }
+                Ok(Bound::new(py, copy_with(slf, None)?)?.into_any())
             }
 
             fn __setattr__(
@@ -1026,25 +1210,47 @@ macro_rules! model_methods {
                 name: &str,
                 value: Bound<'_, PyAny>,
             ) -> PyResult<()> {
+                if let Some(m) = raw_of(slf) {
+                    let name = PyString::new(slf.py(), name).into_any();
+                    return raw_call(slf, m, "raw_setattr", [name, value], None).map(|_| ());
+                }
                 set_attr(slf, name, value)
             }
 
-            fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-                equal(self, other)
+            fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+                let other_raw = other.cast::<Self>().ok().and_then(raw_of);
+                if let Some(m) = raw_of(slf).or(other_raw) {
+                    return Ok(raw_call(slf, m, "raw_eq", [other.clone()], None)?.unbind());
+                }
+                equal(&*slf.borrow(), other)
             }
 
-            fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                let py = slf.py();
+                if let Some(m) = raw_of(slf) {
+                    return Ok(m.into_bound(py).repr()?.to_string());
+                }
                 let mut out = String::with_capacity(128);
-                self.read(py, |d| model_repr(d, py, &mut out))??;
+                slf.borrow().read(py, |d| model_repr(d, py, &mut out))??;
                 Ok(out)
             }
 
-            fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
-                Ok(Self::own(self.read(py, Clone::clone)?))
+            fn __copy__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                if let Some(m) = raw_of(slf) {
+                    return raw_call(slf, m, "raw_copy", [], None);
+                }
+                Ok(Bound::new(py, Self::own(slf.borrow().read(py, Clone::clone)?))?.into_any())
             }
 
-            fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
-                self.__copy__(py)
+            fn __deepcopy__<'py>(
+                slf: &Bound<'py, Self>,
+                memo: &Bound<'py, PyAny>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                if let Some(m) = raw_of(slf) {
+                    return raw_call(slf, m, "raw_deepcopy", [memo.clone()], None);
+                }
+                Self::__copy__(slf)
             }
 
             fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -1080,8 +1286,9 @@ model_methods!(PyToolUsage, validate: [], validate_json: [], dump: [], dump_json
 #[pymethods]
 impl PyRunEvent {
     /// The exact bytes this event contributes to a `POST /v1/events` body.
-    fn wire_json<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let v = serialize::to_vec(&self.inner, Mode::Wire).map_err(|_| {
+    fn wire_json<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyBytes>> {
+        let py = slf.py();
+        let v = serialize::to_vec(&*Self::shared(slf)?, Mode::Wire).map_err(|_| {
             PyValueError::new_err("Out of range float values are not JSON compliant")
         })?;
         Ok(PyBytes::new(py, &v))
