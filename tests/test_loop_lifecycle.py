@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import select
 import threading
 import time
 import warnings
@@ -173,6 +175,27 @@ def _loop_at(address: int, new_loop: Callable[[], asyncio.AbstractEventLoop]) ->
     return loop
 
 
+def _wake_pending(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether an asyncio selector loop has a drain of ours queued or its wake-up socket
+    (a reader whose callback is our waker) holds a byte."""
+    if loop._ready:  # type: ignore[attr-defined]
+        return True
+    for key in loop._selector.get_map().values():  # type: ignore[attr-defined]
+        reader = key.data[0]
+        if reader is not None and type(reader._callback).__name__ == "_LoopWaker":
+            return bool(select.select([key.fd], [], [], 0)[0])
+    return False
+
+
+def _wakers_watched(loop: asyncio.AbstractEventLoop) -> int:
+    """How many of our wake-up sockets an asyncio selector loop watches."""
+    return sum(
+        1
+        for key in loop._selector.get_map().values()  # type: ignore[attr-defined]
+        if key.data[0] is not None and type(key.data[0]._callback).__name__ == "_LoopWaker"
+    )
+
+
 def _start_slow_calls(loop: asyncio.AbstractEventLoop, url: str) -> list[asyncio.Task[Any]]:
     client = AsyncFlightdeckClient(url, timeout_s=10.0)
 
@@ -192,14 +215,14 @@ def test_loop_closed_after_completions_queued_while_stopped(
     tasks = _start_slow_calls(loop, slow_server.url)
     assert slow_server.wait_for("received", N_CALLS) == N_CALLS
     # The loop is stopped (not running, not closed) while the answers arrive: the first
-    # completion schedules its drain on it, which never runs.
+    # completion wakes it (a byte on its wake-up socket), but the drain never runs.
     slow_server.release()
     assert slow_server.wait_for("answered", N_CALLS) == N_CALLS
-    if isinstance(loop, asyncio.BaseEventLoop):  # the drain is visible in asyncio's queue
+    if isinstance(loop, asyncio.BaseEventLoop):  # the wake-up is visible in its selector
         deadline = time.monotonic() + 10.0
-        while not loop._ready and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        while not _wake_pending(loop) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert loop._ready, "no drain was scheduled"  # type: ignore[attr-defined]
+        assert _wake_pending(loop), "the loop was not woken"
     else:
         time.sleep(SETTLE_S)
     assert not any(t.done() for t in tasks)
@@ -293,3 +316,33 @@ def test_asyncio_run_twice(slow_server: GatedServer, server: Any) -> None:
     asyncio.run(leave_calls_running())
     results = asyncio.run(_calls_complete(server.base_url))
     assert [r.get("status") for r in results] == ["ok"] * N_CALLS
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_wake_up_sockets_go_with_their_loops(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], server: Any
+) -> None:
+    """Each asyncio loop gets one wake-up socket pair, watched by the loop; it is closed with
+    the loop (read end) and when the loop is collected (write end): loops that come and go
+    leave no open files behind, and every loop still gets its answers."""
+
+    def open_files() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    _new_loop_works(new_loop, server.base_url)  # the client's own pool and threads
+    before = open_files()
+    refs = []
+    for _ in range(20):
+        loop = new_loop()
+        try:
+            assert len(loop.run_until_complete(_calls_complete(server.base_url))) == N_CALLS
+            if isinstance(loop, asyncio.BaseEventLoop):
+                assert _wakers_watched(loop) == 1  # one socket per loop, however many calls
+        finally:
+            loop.close()
+        refs.append(weakref.ref(loop))
+        del loop
+    assert all(_collected(r) for r in refs)
+    assert open_files() <= before + 2

@@ -4,7 +4,8 @@
 //!   monkey-patched the process, waiting cooperatively (the calling greenlet sleeps, the
 //!   others run, the I/O runs on the shared runtime and wakes the hub in batches);
 //! - async face: asyncio futures, or trio waiters (`flightdeck_rs._runtimes`), resolved in
-//!   batches on their event loop's thread: one thread-safe wake-up per burst of completions.
+//!   batches on their event loop's thread: one wake-up per burst of completions (for an
+//!   asyncio loop, a byte on a socket the loop watches, so no I/O thread takes the GIL).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -202,7 +203,7 @@ where
     let call = make.call0()?;
     let token = call.getattr(intern!(py, "token"))?;
     let key = token.as_ptr() as usize;
-    let scheduler = Scheduler {
+    let scheduler = Scheduler::Call {
         target: token.unbind(),
         method: "schedule",
     };
@@ -345,11 +346,119 @@ fn drain_completions(py: Python<'_>, key: usize) {
     }
 }
 
-/// The thread-safe way to run a callback on an event loop's thread: asyncio's
-/// `loop.call_soon_threadsafe` or trio's `TrioToken.run_sync_soon`.
-struct Scheduler {
-    target: Py<PyAny>,
-    method: &'static str,
+/// How an I/O thread has the drain run on an event loop's thread.
+enum Scheduler {
+    /// A thread-safe call (with the GIL): asyncio's `loop.call_soon_threadsafe` or trio's
+    /// `TrioToken.run_sync_soon`.
+    Call {
+        target: Py<PyAny>,
+        method: &'static str,
+    },
+    /// A byte written to a socket the asyncio loop watches ([`LoopWaker`]): no GIL taken
+    /// by the I/O thread, so the loop's thread is never asked to hand it over.
+    #[cfg(unix)]
+    Fd(Arc<std::os::unix::net::UnixStream>),
+}
+
+/// The reader callback of an asyncio loop's wake-up socket: empties the socket, then
+/// resolves the loop's pending completions. Registered once per loop (`loop.add_reader`).
+#[cfg(unix)]
+#[pyclass(module = "flightdeck_rs._native", name = "_LoopWaker", frozen)]
+struct LoopWaker {
+    key: usize,
+    read: std::os::unix::net::UnixStream,
+}
+
+#[cfg(unix)]
+#[pymethods]
+impl LoopWaker {
+    fn __call__(&self, py: Python<'_>) {
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        // Non-blocking: stops at `WouldBlock` once the socket is empty.
+        while let Ok(n) = (&self.read).read(&mut buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+        drain_completions(py, self.key);
+    }
+}
+
+/// The write end of each asyncio loop's wake-up socket (per process; an entry goes when its
+/// loop is garbage-collected, through the weak reference kept with it).
+#[cfg(unix)]
+struct Registered {
+    pid: u32,
+    key: usize,
+    write: Arc<std::os::unix::net::UnixStream>,
+    _weak: Py<PyAny>,
+}
+
+#[cfg(unix)]
+static LOOP_WAKERS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+#[cfg(unix)]
+fn loop_wakers() -> std::sync::MutexGuard<'static, Vec<Registered>> {
+    LOOP_WAKERS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The way to wake `event_loop` (its key: `key`): its wake-up socket, registered on first
+/// use; `call_soon_threadsafe` where the loop cannot watch a socket (`add_reader` missing,
+/// as on Windows' proactor loop) or cannot be weakly referenced.
+fn loop_scheduler(event_loop: &Bound<'_, PyAny>, key: usize) -> Scheduler {
+    #[cfg(unix)]
+    if let Some(s) = socket_scheduler(event_loop, key) {
+        return s;
+    }
+
+    Scheduler::Call {
+        target: event_loop.clone().unbind(),
+        method: "call_soon_threadsafe",
+    }
+}
+
+#[cfg(unix)]
+fn socket_scheduler(event_loop: &Bound<'_, PyAny>, key: usize) -> Option<Scheduler> {
+    use std::os::fd::AsRawFd;
+    let pid = std::process::id();
+    if let Some(r) = loop_wakers().iter().find(|r| r.key == key && r.pid == pid) {
+        return Some(Scheduler::Fd(r.write.clone()));
+    }
+    let py = event_loop.py();
+    let (read, write) = std::os::unix::net::UnixStream::pair().ok()?;
+    read.set_nonblocking(true).ok()?;
+    write.set_nonblocking(true).ok()?;
+    let fd = read.as_raw_fd();
+    let forget = pyo3::types::PyCFunction::new_closure(py, None, None, move |_args, _kw| {
+        let gone: Vec<Registered> = {
+            let mut g = loop_wakers();
+            let (gone, kept) = std::mem::take(&mut *g)
+                .into_iter()
+                .partition(|r| r.key == key && r.pid == pid);
+            *g = kept;
+            gone
+        };
+        drop(gone); // outside the lock: dropping the weak reference runs Python code
+    })
+    .ok()?;
+    let weak = py
+        .import("weakref")
+        .and_then(|w| w.getattr("ref"))
+        .and_then(|r| r.call1((event_loop, forget)))
+        .ok()?;
+    let waker = Py::new(py, LoopWaker { key, read }).ok()?;
+    event_loop
+        .call_method1(intern!(py, "add_reader"), (fd, waker))
+        .ok()?;
+    let write = Arc::new(write);
+    loop_wakers().push(Registered {
+        pid,
+        key,
+        write: write.clone(),
+        _weak: weak.unbind(),
+    });
+    Some(Scheduler::Fd(write))
 }
 
 /// Queues a finished call for its loop, scheduling a drain if none is pending.
@@ -372,25 +481,44 @@ fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
             }
         }
     };
-    if first {
-        attach(|py| {
-            let scheduled = DRAIN
-                .get_or_try_init(py, || {
-                    wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())
-                })
-                .and_then(|drain| {
-                    scheduler.target.call_method1(
-                        py,
-                        PyString::intern(py, scheduler.method),
-                        (drain.clone_ref(py), key),
-                    )
-                });
-            if scheduled.is_err() {
-                // The loop is closed (or the trio run finished): nobody can await these
-                // futures any more.
-                drop(take_inbox(key));
+    if !first {
+        return;
+    }
+    match scheduler {
+        #[cfg(unix)]
+        Scheduler::Fd(write) => {
+            use std::io::Write;
+            match (&**write).write(&[1]) {
+                Ok(_) => {}
+                // Full: bytes are waiting, so the loop is woken already.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // The loop is closed (its end of the socket is gone): nobody can await
+                // these futures any more.
+                Err(_) => {
+                    attach(|_| drop(take_inbox(key)));
+                }
             }
-        });
+        }
+        Scheduler::Call { target, method } => {
+            attach(|py| {
+                let scheduled = DRAIN
+                    .get_or_try_init(py, || {
+                        wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())
+                    })
+                    .and_then(|drain| {
+                        target.call_method1(
+                            py,
+                            PyString::intern(py, method),
+                            (drain.clone_ref(py), key),
+                        )
+                    });
+                if scheduled.is_err() {
+                    // The loop is closed (or the trio run finished): nobody can await these
+                    // futures any more.
+                    drop(take_inbox(key));
+                }
+            });
+        }
     }
 }
 
@@ -472,10 +600,7 @@ where
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let key = event_loop.as_ptr() as usize;
     drop_closed_inboxes(py, key);
-    let scheduler = Scheduler {
-        target: event_loop.unbind(),
-        method: "call_soon_threadsafe",
-    };
+    let scheduler = loop_scheduler(&event_loop, key);
     let task = spawn_for(&rt, key, scheduler, future.clone().unbind(), fut);
     let canceller = Py::new(py, Canceller { task })?;
     future.call_method1(intern!(py, "add_done_callback"), (canceller,))?;
@@ -502,7 +627,7 @@ where
     let call = make.bind(py).call0()?;
     let token = call.getattr(intern!(py, "token"))?;
     let key = token.as_ptr() as usize;
-    let scheduler = Scheduler {
+    let scheduler = Scheduler::Call {
         target: token.unbind(),
         method: "run_sync_soon",
     };
