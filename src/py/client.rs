@@ -19,6 +19,37 @@ use super::http_args::query_value;
 use super::models::{validate_event, PyRunEvent};
 use super::runtime;
 
+/// `json.loads(body)`: the UTF-8 text scanned by the `json` module's own scanner (what
+/// `json.loads` runs after its Python-level steps); any other case (not UTF-8, leading or
+/// trailing text the scanner does not take, a scan error) goes to `json.loads` itself, so
+/// values and exceptions are its own.
+fn json_loads(py: Python<'_>, body: &[u8]) -> PyResult<Py<PyAny>> {
+    static SCAN: pyo3::sync::PyOnceLock<(Py<PyAny>, Py<PyAny>)> = pyo3::sync::PyOnceLock::new();
+    let (scan, loads) = SCAN.get_or_try_init(py, || -> PyResult<_> {
+        let json = py.import("json")?;
+        let scan = json.getattr("_default_decoder")?.getattr("scan_once")?;
+        Ok((scan.unbind(), json.getattr("loads")?.unbind()))
+    })?;
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    if let Ok(text) = std::str::from_utf8(body) {
+        if text.as_bytes().first().is_some_and(|b| !is_ws(b)) {
+            let s = PyString::new(py, text);
+            if let Ok(found) = scan.call1(py, (&s, 0)) {
+                let (value, end): (Py<PyAny>, usize) = found.extract(py)?;
+                if end == text.len() {
+                    return Ok(value); // all of it (`end` counts characters: ASCII text)
+                }
+                // The rest must be JSON whitespace only.
+                let rest = text.char_indices().nth(end).map_or("", |(i, _)| &text[i..]);
+                if rest.bytes().all(|b| is_ws(&b)) {
+                    return Ok(value);
+                }
+            }
+        }
+    }
+    loads.call1(py, (PyBytes::new(py, body),))
+}
+
 /// A request defined by the core, ready for either transport.
 #[pyclass(module = "flightdeck_rs._native", name = "NativeRequest", frozen)]
 pub struct NativeRequest {
@@ -201,6 +232,33 @@ impl NativeClient {
             let out = client.send(&r).await;
             move |py: Python<'_>| match out {
                 Ok(resp) => Ok(Py::new(py, NativeResponse { inner: resp })?.into_any()),
+                Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &client.url_for(&r))),
+            }
+        })
+    }
+
+    /// Sends a request; returns an awaitable of its JSON body, as `json.loads` reads it (a
+    /// 2xx status), or of the `httpx.HTTPStatusError` that `core.status_error(req, resp)`
+    /// builds (any other status). One step on the event loop's thread instead of a
+    /// coroutine that awaits `send_async` and decodes.
+    fn send_json_async<'py>(
+        &self,
+        req: &Bound<'py, NativeRequest>,
+        core: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = req.py();
+        let client = self.inner.clone();
+        let r = req.get().inner.clone();
+        let req_obj = req.clone().unbind();
+        runtime::awaitable(py, async move {
+            let out = client.send(&r).await;
+            move |py: Python<'_>| match out {
+                Ok(resp) if (200..300).contains(&resp.status) => json_loads(py, &resp.body),
+                Ok(resp) => {
+                    let resp = Py::new(py, NativeResponse { inner: resp })?;
+                    let exc = core.call_method1(py, "status_error", (req_obj, resp))?;
+                    Err(PyErr::from_value(exc.into_bound(py)))
+                }
                 Err(e) => Err(to_pyerr(py, e, r.method.as_str(), &client.url_for(&r))),
             }
         })

@@ -36,7 +36,7 @@ from flightdeck_rs.sdk._core import (
 # matters to injected clients and error paths, _runtimes to the injected async path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
     from typing import Any, Unpack
 
     import httpx
@@ -437,9 +437,14 @@ class AsyncFlightdeckClient:
     async def _exchange(self, req: NativeRequest) -> httpx.Response:
         return await arun(self._core.exchange(req), self._perform)
 
-    async def _json(self, req: NativeRequest) -> Any:
+    def _json(self, req: NativeRequest) -> Awaitable[Any]:
+        # Natively one awaitable (sent, checked and decoded by the native client: no
+        # coroutine of ours to step through on the event loop's thread).
         if self._client is None:
-            return self._core.decoded(req, await self._native.send_async(req))
+            return self._native.send_json_async(req, self._core)  # type: ignore[no-any-return]
+        return self._json_injected(req)
+
+    async def _json_injected(self, req: NativeRequest) -> Any:
         return (await self._exchange(req)).json()
 
     async def _export(self, req: NativeRequest) -> tuple[bytes, dict[str, str]]:
