@@ -922,6 +922,9 @@ def test_jsonable_encoder() -> None:
     want.pop("timestamp")
     assert got == want
     assert jsonable_encoder(ours.usage) == jsonable_encoder(ref.usage)
+    # the README's way to get the reference's text, nested values included
+    enc = {OURS.RunEvent: lambda e: e.model_dump(mode="json")}
+    assert jsonable_encoder({"e": [ours]}, custom_encoder=enc) == jsonable_encoder({"e": [ref]})
 
 
 # ------------------------------------------------------------------ 7b. ValidationError
