@@ -753,13 +753,9 @@ macro_rules! py_models {
 
         /// Our model instance's record, as validator input.
         fn instance_of(o: &Bound<'_, PyAny>) -> Option<Instance> {
-            let py = o.py();
             $(
                 if let Ok(x) = o.cast::<$class>() {
-                    if raw_of(x).is_some() {
-                        return record_of(x).ok().map(|d| d.into_instance());
-                    }
-                    return x.try_borrow().ok()?.read(py, |d| d.clone().into_instance()).ok();
+                    return record_of(x).ok().map(|d| d.into_instance());
                 }
             )*
             None
@@ -783,14 +779,12 @@ impl PyRunEvent {
     /// those values validated now (a `ValidationError` when they are not valid).
     #[inline]
     pub fn shared(slf: &Bound<'_, Self>) -> PyResult<Arc<RunEvent>> {
-        let py = slf.py();
         let this = slf.try_borrow()?;
-        let Some(m) = this.raw.as_ref().map(|m| m.clone_ref(py)) else {
+        if this.raw.is_none() {
             return Ok(this.inner.clone());
-        };
+        }
         drop(this);
-        let values = model_api(py, "raw_values", (m,), None)?;
-        Ok(Arc::new(validate_event(py, &values)?))
+        Ok(Arc::new(record_of(slf)?))
     }
 
     /// An event owning `data`.
