@@ -2,7 +2,8 @@
 
 The async face resolves its futures in batches on the loop's thread (``src/py/runtime.rs``):
 a finished call is queued in an inbox keyed by the event loop's address, and the first
-completion of a batch schedules one drain with ``call_soon_threadsafe``. These tests end a
+completion of a batch wakes the loop once (a byte on the loop's wake-up socket, or
+``call_soon_threadsafe``), which drains the inbox. These tests end a
 loop while calls are in flight against a loopback server that answers only when told to
 (``GatedServer``), in the ways a program can:
 
@@ -346,3 +347,106 @@ def test_wake_up_sockets_go_with_their_loops(
         del loop
     assert all(_collected(r) for r in refs)
     assert open_files() <= before + 2
+
+
+# ----------------------------------------------------------------------------- starting calls
+#
+# An asyncio loop's calls are queued as they are made and start together, on the I/O runtime,
+# from one callback the first call of a loop iteration schedules (``start_queued``).
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_call_cancelled_before_it_starts_is_never_sent(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], slow_server: GatedServer
+) -> None:
+    """Cancelled in the loop iteration that made it: the request never reaches the server,
+    while a call made in the same iteration and not cancelled does."""
+    slow_server.release()
+    loop = new_loop()
+    client = AsyncFlightdeckClient(slow_server.url, timeout_s=10.0)
+
+    async def main() -> tuple[bool, dict[str, Any]]:
+        await client.health()  # a pooled connection: a request started would go out at once
+        cancelled = asyncio.ensure_future(client.health())
+        kept = asyncio.ensure_future(client.health())
+        await asyncio.sleep(0)  # both tasks run: their calls are queued, not started
+        cancelled.cancel()
+        result = await asyncio.wait_for(kept, timeout=20.0)
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        return cancelled.cancelled(), result
+
+    try:
+        was_cancelled, result = loop.run_until_complete(main())
+        time.sleep(SETTLE_S)  # a request started by mistake would arrive meanwhile
+    finally:
+        loop.close()
+    assert was_cancelled
+    assert result == {"status": "ok"}
+    assert slow_server.received == 2
+
+
+def test_loop_closed_before_its_calls_started(slow_server: GatedServer, server: Any) -> None:
+    """Stopped in the iteration that queued its calls, then closed: the calls never start
+    (nothing reaches the server), and the closed loop is not kept alive by its queued calls
+    once another loop makes calls. (asyncio's loop only: uvloop still runs, after ``stop()``,
+    the callbacks scheduled before it, so its calls do start.)"""
+    new_loop = asyncio.new_event_loop
+    loop = new_loop()
+    client = AsyncFlightdeckClient(slow_server.url, timeout_s=10.0)
+
+    async def queue_and_stop() -> None:
+        for _ in range(N_CALLS):
+            asyncio.ensure_future(client.health())
+        await asyncio.sleep(0)  # the tasks run: their calls are queued
+        asyncio.get_running_loop().stop()  # the start callback stays in the ready queue
+        await asyncio.sleep(3600)
+
+    with pytest.raises(RuntimeError, match="stopped before Future completed"):
+        loop.run_until_complete(queue_and_stop())
+    loop.close()
+    ref = weakref.ref(loop)
+    del loop
+    slow_server.release()
+    time.sleep(SETTLE_S)
+    assert slow_server.received == 0
+
+    _new_loop_works(new_loop, server.base_url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Task was destroyed but it is pending"
+        assert _collected(ref), "the closed loop is kept alive by its unstarted calls"
+
+
+class _NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop that cannot watch file descriptors (as some custom loops cannot)."""
+
+    def add_reader(self, fd: Any, callback: Any, *args: Any) -> None:
+        raise NotImplementedError("no readers here")
+
+
+class _ReaderlessLoop(asyncio.SelectorEventLoop):
+    """A loop without ``add_reader`` at all."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "add_reader":
+            raise AttributeError(name)
+        return super().__getattribute__(name)
+
+
+@pytest.mark.parametrize("loop_class", [_NoReaderLoop, _ReaderlessLoop])
+def test_loop_that_cannot_watch_sockets_gets_its_answers(
+    loop_class: type[asyncio.AbstractEventLoop], server: Any
+) -> None:
+    """Where the loop refuses (or lacks) ``add_reader``, completions wake it the thread-safe
+    way instead: every call of several rounds completes, nothing is logged as an error."""
+    loop = loop_class()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    try:
+        for _ in range(3):
+            results = loop.run_until_complete(_calls_complete(server.base_url))
+            assert [r.get("status") for r in results] == ["ok"] * N_CALLS
+        assert _wakers_watched(loop) == 0
+    finally:
+        loop.close()
+    assert errors == []

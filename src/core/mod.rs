@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod json;
+pub mod pid;
 pub mod retry;
 pub mod runtime;
 pub mod transport;

@@ -26,7 +26,7 @@ static RUNTIME: Mutex<Option<Slot>> = Mutex::new(None);
 /// # Errors
 /// Returns the I/O error if the runtime's threads cannot be started.
 pub fn get() -> std::io::Result<Arc<Runtime>> {
-    let pid = std::process::id();
+    let pid = crate::core::pid::current();
     let mut guard = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(slot) = guard.as_ref() {
         if slot.pid == pid {
@@ -70,7 +70,7 @@ thread_local! {
 }
 
 fn local() -> std::io::Result<Rc<Local>> {
-    let pid = std::process::id();
+    let pid = crate::core::pid::current();
     LOCAL.with(|cell| {
         let mut slot = cell.borrow_mut();
         if let Some(l) = slot.as_ref() {
@@ -123,7 +123,7 @@ pub fn block_on_local<F: Future>(fut: F) -> std::io::Result<F::Output> {
 
 /// The generation of this thread's local runtime, if it has one (built in this process).
 pub fn thread_generation() -> Option<u64> {
-    let pid = std::process::id();
+    let pid = crate::core::pid::current();
     LOCAL
         .try_with(|cell| {
             cell.try_borrow()

@@ -358,7 +358,7 @@ impl Client {
         if let Some(generation) = runtime::local_generation() {
             return self.local_http(generation);
         }
-        let pid = std::process::id();
+        let pid = crate::core::pid::current();
         let mut g = self.http.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = g.as_ref() {
             if h.pid == pid {

@@ -228,7 +228,7 @@ impl NativeClient {
     fn send_async<'py>(&self, py: Python<'py>, req: &NativeRequest) -> PyResult<Bound<'py, PyAny>> {
         let client = self.inner.clone();
         let r = req.inner.clone();
-        runtime::awaitable(py, async move {
+        runtime::awaitable(py, move || async move {
             let out = client.send(&r).await;
             move |py: Python<'_>| match out {
                 Ok(resp) => Ok(Py::new(py, NativeResponse { inner: resp })?.into_any()),
@@ -250,7 +250,7 @@ impl NativeClient {
         let client = self.inner.clone();
         let r = req.get().inner.clone();
         let req_obj = req.clone().unbind();
-        runtime::awaitable(py, async move {
+        runtime::awaitable(py, move || async move {
             let out = client.send(&r).await;
             move |py: Python<'_>| match out {
                 Ok(resp) if (200..300).contains(&resp.status) => json_loads(py, &resp.body),
@@ -289,7 +289,7 @@ impl NativeClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.inner.clone();
         let r = req.inner.clone();
-        runtime::awaitable(py, async move {
+        runtime::awaitable(py, move || async move {
             let url = client.url_for(&r);
             let out = client.open(&r).await;
             move |py: Python<'_>| match out {

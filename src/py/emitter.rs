@@ -51,7 +51,7 @@ pub struct NativeEmitter {
 
 impl NativeEmitter {
     fn ensure_pid(&mut self) -> PyResult<()> {
-        if self.inner.pid() != std::process::id() {
+        if self.inner.pid() != crate::core::pid::current() {
             self.inner.reset_after_fork().map_err(|e| {
                 PyRuntimeError::new_err(format!("cannot restart emitter after fork: {e}"))
             })?;

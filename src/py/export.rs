@@ -274,7 +274,7 @@ impl NativeExportStream {
         let state = self.state.clone();
         let method = self.method.clone();
         let url = self.url.clone();
-        runtime::awaitable(py, async move {
+        runtime::awaitable(py, move || async move {
             let batch = state.lock().await.batch(max).await;
             move |py: Python<'_>| convert(py, batch, with_lines, &method, &url, false)
         })

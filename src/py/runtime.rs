@@ -271,7 +271,7 @@ fn inboxes() -> std::sync::MutexGuard<'static, Vec<Inbox>> {
 
 /// Takes the pending completions of loop `key` (of this process).
 fn take_inbox(key: usize) -> Vec<Completion> {
-    let pid = std::process::id();
+    let pid = crate::core::pid::current();
     let mut g = inboxes();
     // Inboxes inherited from a parent process are never delivered here.
     g.retain(|b| b.pid == pid);
@@ -281,24 +281,52 @@ fn take_inbox(key: usize) -> Vec<Completion> {
     }
 }
 
-/// Drops the queued completions of asyncio loops that were closed before their drain ran
-/// (completions that arrived while a loop was stopped schedule a drain on it; closing the
-/// loop discards that drain). Without this they would stay queued for good, keeping the
-/// closed loop and its futures alive. Called with the GIL on a loop's thread, for the other
-/// loops (`own` is the caller's key); cheap when no other loop has completions queued.
-///
-/// The loop is found from the first queued future (`get_loop()`; trio and gevent waiters
-/// have none and are skipped). Python is called outside the inbox lock: `drain_completions`
-/// takes that lock while holding the GIL.
+/// A per-loop queue ([`Inbox`], [`Outbox`]): whose it is, and the future of its first item.
+trait LoopQueue {
+    fn owner(&self) -> (u32, usize);
+    fn first_future(&self) -> Option<&Py<PyAny>>;
+}
+
+impl LoopQueue for Inbox {
+    fn owner(&self) -> (u32, usize) {
+        (self.pid, self.key)
+    }
+    fn first_future(&self) -> Option<&Py<PyAny>> {
+        self.items.first().map(|c| &c.future)
+    }
+}
+
+impl LoopQueue for Outbox {
+    fn owner(&self) -> (u32, usize) {
+        (self.pid, self.key)
+    }
+    fn first_future(&self) -> Option<&Py<PyAny>> {
+        self.items.first().map(|q| &q.future)
+    }
+}
+
+/// Drops what is queued for asyncio loops that were closed before their callback ran:
+/// completions (a drain scheduled while a loop was stopped) and calls not started yet (a
+/// [`start_queued`] scheduled just before). Closing a loop discards its callbacks, so without
+/// this they would stay queued for good, keeping the closed loop and its futures alive.
+/// Called with the GIL on a loop's thread, for the other loops (`own` is the caller's key);
+/// cheap when no other loop has anything queued.
 fn drop_closed_inboxes(py: Python<'_>, own: usize) {
-    let pid = std::process::id();
-    let candidates: Vec<(usize, Py<PyAny>)> = {
-        let g = inboxes();
-        g.iter()
-            .filter(|b| b.key != own && b.pid == pid)
-            .filter_map(|b| b.items.first().map(|c| (b.key, c.future.clone_ref(py))))
-            .collect()
-    };
+    drop_closed(py, own, &INBOXES);
+    drop_closed(py, own, &OUTBOXES);
+}
+
+/// [`drop_closed_inboxes`] for one kind of queue. The loop is found from the first queued
+/// future (`get_loop()`; trio and gevent waiters have none and are skipped). Python is called
+/// outside the lock: the callbacks take it while holding the GIL.
+fn drop_closed<Q: LoopQueue>(py: Python<'_>, own: usize, queues: &Mutex<Vec<Q>>) {
+    let lock = || queues.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = crate::core::pid::current();
+    let candidates: Vec<(usize, Py<PyAny>)> = lock()
+        .iter()
+        .filter(|b| b.owner().0 == pid && b.owner().1 != own)
+        .filter_map(|b| b.first_future().map(|f| (b.owner().1, f.clone_ref(py))))
+        .collect();
     for (key, future) in candidates {
         let closed = future
             .bind(py)
@@ -309,16 +337,14 @@ fn drop_closed_inboxes(py: Python<'_>, own: usize) {
         if !closed {
             continue;
         }
-        // Still the same inbox (the future held here keeps its loop, hence the key, alive).
+        // Still the same queue (the future held here keeps its loop, hence the key, alive).
         let stale = {
-            let mut g = inboxes();
+            let mut g = lock();
             g.iter()
                 .position(|b| {
-                    b.key == key
-                        && b.pid == pid
-                        && b.items.first().is_some_and(|c| c.future.is(&future))
+                    b.owner() == (pid, key) && b.first_future().is_some_and(|f| f.is(&future))
                 })
-                .map(|i| g.swap_remove(i).items)
+                .map(|i| g.swap_remove(i))
         };
         drop(stale); // outside the lock: dropping the futures may run Python code
     }
@@ -357,7 +383,16 @@ enum Scheduler {
     /// A byte written to a socket the asyncio loop watches ([`LoopWaker`]): no GIL taken
     /// by the I/O thread, so the loop's thread is never asked to hand it over.
     #[cfg(unix)]
-    Fd(Arc<std::os::unix::net::UnixStream>),
+    Fd(Arc<WakeSocket>),
+}
+
+/// The write end of an asyncio loop's wake-up socket.
+#[cfg(unix)]
+struct WakeSocket {
+    write: std::os::unix::net::UnixStream,
+    /// Set if the loop could not watch the read end (its `add_reader` raised): completions
+    /// then wake it with `call_soon_threadsafe`.
+    unwatched: AtomicBool,
 }
 
 /// The reader callback of an asyncio loop's wake-up socket: empties the socket, then
@@ -367,6 +402,7 @@ enum Scheduler {
 struct LoopWaker {
     key: usize,
     read: std::os::unix::net::UnixStream,
+    socket: Arc<WakeSocket>,
 }
 
 #[cfg(unix)]
@@ -383,7 +419,28 @@ impl LoopWaker {
         }
         drain_completions(py, self.key);
     }
+
+    /// Called (on the loop's thread) when the loop refused to watch the socket.
+    fn unwatched(&self, py: Python<'_>) {
+        self.socket.unwatched.store(true, Ordering::SeqCst);
+        drain_completions(py, self.key);
+    }
 }
+
+/// Has an asyncio loop watch a wake-up socket. Scheduled on the loop with `call_soon` rather
+/// than called from native code: watching may release the GIL (`epoll_ctl` in the selector),
+/// and a daemon thread that finds the interpreter exiting when it takes the GIL back exits
+/// there and then (`pthread_exit`), which only C and Python frames on its stack survive.
+#[cfg(unix)]
+const WATCH_CODE: &std::ffi::CStr = c"def watch(loop, fd, waker):
+    try:
+        loop.add_reader(fd, waker)
+    except Exception:
+        waker.unwatched()
+";
+
+#[cfg(unix)]
+static WATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The write end of each asyncio loop's wake-up socket (per process; an entry goes when its
 /// loop is garbage-collected, through the weak reference kept with it).
@@ -391,7 +448,7 @@ impl LoopWaker {
 struct Registered {
     pid: u32,
     key: usize,
-    write: Arc<std::os::unix::net::UnixStream>,
+    socket: Arc<WakeSocket>,
     _weak: Py<PyAny>,
 }
 
@@ -421,11 +478,27 @@ fn loop_scheduler(event_loop: &Bound<'_, PyAny>, key: usize) -> Scheduler {
 #[cfg(unix)]
 fn socket_scheduler(event_loop: &Bound<'_, PyAny>, key: usize) -> Option<Scheduler> {
     use std::os::fd::AsRawFd;
-    let pid = std::process::id();
+    let pid = crate::core::pid::current();
     if let Some(r) = loop_wakers().iter().find(|r| r.key == key && r.pid == pid) {
-        return Some(Scheduler::Fd(r.write.clone()));
+        return Some(Scheduler::Fd(r.socket.clone()));
     }
     let py = event_loop.py();
+    if !event_loop
+        .hasattr(intern!(py, "add_reader"))
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    let watch = WATCH
+        .get_or_try_init(py, || {
+            let globals = PyDict::new(py);
+            py.run(WATCH_CODE, Some(&globals), None)?;
+            globals
+                .get_item("watch")?
+                .map(Bound::unbind)
+                .ok_or_else(|| PyRuntimeError::new_err("watch helper missing"))
+        })
+        .ok()?;
     let (read, write) = std::os::unix::net::UnixStream::pair().ok()?;
     read.set_nonblocking(true).ok()?;
     write.set_nonblocking(true).ok()?;
@@ -447,23 +520,51 @@ fn socket_scheduler(event_loop: &Bound<'_, PyAny>, key: usize) -> Option<Schedul
         .and_then(|w| w.getattr("ref"))
         .and_then(|r| r.call1((event_loop, forget)))
         .ok()?;
-    let waker = Py::new(py, LoopWaker { key, read }).ok()?;
+    let socket = Arc::new(WakeSocket {
+        write,
+        unwatched: AtomicBool::new(false),
+    });
+    let waker = Py::new(
+        py,
+        LoopWaker {
+            key,
+            read,
+            socket: socket.clone(),
+        },
+    )
+    .ok()?;
+    // Before any call of this loop starts (its start is scheduled after this).
     event_loop
-        .call_method1(intern!(py, "add_reader"), (fd, waker))
+        .call_method1(intern!(py, "call_soon"), (watch, event_loop, fd, waker))
         .ok()?;
-    let write = Arc::new(write);
     loop_wakers().push(Registered {
         pid,
         key,
-        write: write.clone(),
+        socket: socket.clone(),
         _weak: weak.unbind(),
     });
-    Some(Scheduler::Fd(write))
+    Some(Scheduler::Fd(socket))
+}
+
+/// Has `target.method(drain_completions, key)` run the drain on the loop's thread (with the
+/// GIL); if it cannot (the loop is closed, or the trio run finished), nobody can await the
+/// queued futures any more, and they are dropped.
+fn schedule_drain(py: Python<'_>, target: &Bound<'_, PyAny>, method: &str, key: usize) {
+    let scheduled = DRAIN
+        .get_or_try_init(py, || {
+            wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())
+        })
+        .and_then(|drain| {
+            target.call_method1(PyString::intern(py, method), (drain.clone_ref(py), key))
+        });
+    if scheduled.is_err() {
+        drop(take_inbox(key));
+    }
 }
 
 /// Queues a finished call for its loop, scheduling a drain if none is pending.
 fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
-    let pid = std::process::id();
+    let pid = crate::core::pid::current();
     let first = {
         let mut g = inboxes();
         match g.iter_mut().find(|b| b.key == key && b.pid == pid) {
@@ -486,9 +587,26 @@ fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
     }
     match scheduler {
         #[cfg(unix)]
-        Scheduler::Fd(write) => {
+        Scheduler::Fd(socket) if socket.unwatched.load(Ordering::SeqCst) => {
+            // The loop of the queued futures, woken the thread-safe way.
+            attach(|py| {
+                let first = {
+                    let g = inboxes();
+                    g.iter()
+                        .find(|b| b.key == key && b.pid == pid)
+                        .and_then(|b| b.items.first().map(|c| c.future.clone_ref(py)))
+                };
+                let Some(future) = first else { return };
+                match future.bind(py).call_method0(intern!(py, "get_loop")) {
+                    Ok(l) => schedule_drain(py, &l, "call_soon_threadsafe", key),
+                    Err(_) => drop(take_inbox(key)),
+                }
+            });
+        }
+        #[cfg(unix)]
+        Scheduler::Fd(socket) => {
             use std::io::Write;
-            match (&**write).write(&[1]) {
+            match (&socket.write).write(&[1]) {
                 Ok(_) => {}
                 // Full: bytes are waiting, so the loop is woken already.
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -500,32 +618,30 @@ fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
             }
         }
         Scheduler::Call { target, method } => {
-            attach(|py| {
-                let scheduled = DRAIN
-                    .get_or_try_init(py, || {
-                        wrap_pyfunction!(drain_completions, py).map(|f| f.into_any().unbind())
-                    })
-                    .and_then(|drain| {
-                        target.call_method1(
-                            py,
-                            PyString::intern(py, method),
-                            (drain.clone_ref(py), key),
-                        )
-                    });
-                if scheduled.is_err() {
-                    // The loop is closed (or the trio run finished): nobody can await these
-                    // futures any more.
-                    drop(take_inbox(key));
-                }
-            });
+            attach(|py| schedule_drain(py, target.bind(py), method, key));
         }
     }
 }
 
-/// Cancels the I/O task when its asyncio future (or trio waiter) is cancelled.
+/// Where an I/O task of an awaitable stands: queued in its loop's [`Outbox`] (asyncio), started
+/// (its abort handle), or cancelled before it started (it never will).
+enum Run {
+    Queued,
+    Started(tokio::task::AbortHandle),
+    Cancelled,
+}
+
+type RunSlot = Arc<Mutex<Run>>;
+
+fn run_state(run: &RunSlot) -> std::sync::MutexGuard<'_, Run> {
+    run.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Cancels the I/O task when its asyncio future (or trio waiter) is cancelled: aborts it if
+/// it has started, else keeps it from starting.
 #[pyclass(module = "flightdeck_rs._native", name = "_Canceller", frozen)]
 struct Canceller {
-    task: tokio::task::AbortHandle,
+    run: RunSlot,
 }
 
 #[pymethods]
@@ -535,10 +651,141 @@ impl Canceller {
             .call_method0(intern!(fut.py(), "cancelled"))?
             .is_truthy()?
         {
-            self.task.abort();
+            let before = std::mem::replace(&mut *run_state(&self.run), Run::Cancelled);
+            if let Run::Started(task) = before {
+                task.abort();
+            }
         }
         Ok(())
     }
+}
+
+// ------------------------------------------------------------------ starting asyncio calls
+
+/// Starts one queued call's I/O task (called on the shared runtime).
+type Start = Box<dyn FnOnce() -> tokio::task::AbortHandle + Send>;
+
+struct Queued {
+    run: RunSlot,
+    start: Start,
+    /// The call's asyncio future, to find its loop if that loop closes first.
+    future: Py<PyAny>,
+}
+
+/// Calls an asyncio loop has made since its last [`start_queued`], not started yet. The first
+/// call of a batch schedules `start_queued` on the loop (`call_soon`); it hands the whole batch
+/// to the I/O runtime in one task. So the loop's thread wakes an I/O thread once per loop
+/// iteration, not once per call (each wake-up is a system call, and on a virtual machine an
+/// interrupt to another CPU), and the calls' futures are built and spawned on the I/O thread.
+struct Outbox {
+    pid: u32,
+    key: usize,
+    items: Vec<Queued>,
+}
+
+static OUTBOXES: Mutex<Vec<Outbox>> = Mutex::new(Vec::new());
+static START_QUEUED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn outboxes() -> std::sync::MutexGuard<'static, Vec<Outbox>> {
+    OUTBOXES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Takes the queued calls of loop `key` (of this process).
+fn take_outbox(key: usize) -> Vec<Queued> {
+    let pid = crate::core::pid::current();
+    let mut g = outboxes();
+    // Outboxes inherited from a parent process are never started here.
+    g.retain(|b| b.pid == pid);
+    match g.iter().position(|b| b.key == key) {
+        Some(i) => g.swap_remove(i).items,
+        None => Vec::new(),
+    }
+}
+
+/// Hands `items` to the shared runtime: one task starts them all there. Those whose future
+/// is cancelled by now (its done-callbacks may not have run yet) are dropped unstarted: a
+/// call cancelled before its loop iteration ended never reaches the server.
+fn start_all(py: Python<'_>, items: Vec<Queued>) {
+    let items: Vec<(RunSlot, Start)> = items
+        .into_iter()
+        .filter(|q| {
+            let cancelled = q
+                .future
+                .bind(py)
+                .call_method0(intern!(py, "cancelled"))
+                .and_then(|c| c.is_truthy())
+                .unwrap_or(false);
+            let mut state = run_state(&q.run);
+            if cancelled {
+                *state = Run::Cancelled;
+            }
+            !matches!(*state, Run::Cancelled)
+        })
+        .map(|q| (q.run, q.start))
+        .collect();
+    if items.is_empty() {
+        return;
+    }
+    match ensure() {
+        // Spawning takes no GIL release: see `WATCH_CODE` for why a loop's thread keeps it.
+        Ok(rt) => {
+            rt.spawn(async move {
+                for (run, start) in items {
+                    let mut state = run_state(&run);
+                    if matches!(*state, Run::Queued) {
+                        *state = Run::Started(start());
+                    }
+                }
+            });
+        }
+        // The runtime was there when the calls were queued (`awaitable` needs it), so this
+        // is a failure to restart it after fork: nothing can run these calls.
+        Err(e) => e.write_unraisable(py, None),
+    }
+}
+
+/// Scheduled on an asyncio loop by the first call of a batch: starts the batch.
+#[pyfunction]
+fn start_queued(py: Python<'_>, key: usize) {
+    let items = take_outbox(key);
+    start_all(py, items);
+}
+
+/// Queues a call for loop `event_loop` (key `key`), scheduling [`start_queued`] on it if this
+/// is the first call of a batch. If the loop refuses the callback (closed), the call starts
+/// at once.
+fn queue_start(event_loop: &Bound<'_, PyAny>, key: usize, q: Queued) -> PyResult<()> {
+    let py = event_loop.py();
+    let pid = crate::core::pid::current();
+    let first = {
+        let mut g = outboxes();
+        match g.iter_mut().find(|b| b.key == key && b.pid == pid) {
+            Some(b) => {
+                b.items.push(q);
+                false
+            }
+            None => {
+                g.push(Outbox {
+                    pid,
+                    key,
+                    items: vec![q],
+                });
+                true
+            }
+        }
+    };
+    if first {
+        let start = START_QUEUED.get_or_try_init(py, || {
+            wrap_pyfunction!(start_queued, py).map(|f| f.into_any().unbind())
+        })?;
+        if event_loop
+            .call_method1(intern!(py, "call_soon"), (start.clone_ref(py), key))
+            .is_err()
+        {
+            start_queued(py, key);
+        }
+    }
+    Ok(())
 }
 
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -571,19 +818,22 @@ where
     .abort_handle()
 }
 
-/// Wraps `fut` as an awaitable of the running event loop. `fut` runs on the shared I/O
-/// runtime without the GIL; its output builds the result on the loop's thread.
+/// Wraps the future `make()` builds as an awaitable of the running event loop. It runs on
+/// the shared I/O runtime without the GIL; its output builds the result on the loop's thread.
 ///
 /// - asyncio (any loop implementation, uvloop included, and anyio on asyncio): an asyncio
-///   future; cancelling it aborts the I/O task.
+///   future; the call is queued and starts with the rest of its loop iteration's calls (see
+///   [`Outbox`]; `make` runs on the I/O thread). Cancelling the future aborts the I/O task,
+///   or keeps it from starting.
 /// - trio (and anyio on trio): a waiter from `flightdeck_rs._runtimes`, resumed through
 ///   the run's `TrioToken`; a cancelled wait aborts the I/O task.
 ///
 /// # Errors
 /// `RuntimeError` (saying what is supported) when no supported event loop is running in
 /// this thread, or when the I/O runtime cannot start.
-pub fn awaitable<'py, F, D>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+pub fn awaitable<'py, M, F, D>(py: Python<'py>, make: M) -> PyResult<Bound<'py, PyAny>>
 where
+    M: FnOnce() -> F + Send + 'static,
     F: Future<Output = D> + Send + 'static,
     D: FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send + 'static,
 {
@@ -595,15 +845,39 @@ where
     })?;
     let event_loop = get_loop.call0(py)?.into_bound(py);
     if event_loop.is_none() {
-        return foreign_awaitable(py, &rt, fut);
+        return foreign_awaitable(py, &rt, make());
     }
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let key = event_loop.as_ptr() as usize;
     drop_closed_inboxes(py, key);
     let scheduler = loop_scheduler(&event_loop, key);
-    let task = spawn_for(&rt, key, scheduler, future.clone().unbind(), fut);
-    let canceller = Py::new(py, Canceller { task })?;
+    let run: RunSlot = Arc::new(Mutex::new(Run::Queued));
+    let target = future.clone().unbind();
+    let start: Start = Box::new(move || {
+        tokio::spawn(async move {
+            let deliver = make().await;
+            complete(
+                key,
+                &scheduler,
+                Completion {
+                    future: target,
+                    deliver: Box::new(deliver),
+                },
+            );
+        })
+        .abort_handle()
+    });
+    let canceller = Py::new(py, Canceller { run: run.clone() })?;
     future.call_method1(intern!(py, "add_done_callback"), (canceller,))?;
+    queue_start(
+        &event_loop,
+        key,
+        Queued {
+            run,
+            start,
+            future: future.clone().unbind(),
+        },
+    )?;
     Ok(future)
 }
 
@@ -632,6 +906,7 @@ where
         method: "run_sync_soon",
     };
     let task = spawn_for(rt, key, scheduler, call.clone().unbind(), fut);
-    call.setattr(intern!(py, "canceller"), Py::new(py, Canceller { task })?)?;
+    let run = Arc::new(Mutex::new(Run::Started(task)));
+    call.setattr(intern!(py, "canceller"), Py::new(py, Canceller { run })?)?;
     Ok(call)
 }

@@ -452,7 +452,7 @@ impl Drop for Emitter {
     fn drop(&mut self) {
         // An emitter dropped without close(): stop accepting and let the sender deliver what
         // it holds (bounded by the request timeout), then exit. Never waits here.
-        if self.pid == std::process::id() && !self.is_closing() {
+        if self.pid == crate::core::pid::current() && !self.is_closing() {
             self.begin_close(self.shared.cfg.request_timeout);
         }
     }
@@ -476,7 +476,7 @@ impl Emitter {
         Ok(Self {
             shared,
             thread: Some(thread),
-            pid: std::process::id(),
+            pid: crate::core::pid::current(),
         })
     }
 
@@ -681,7 +681,7 @@ impl Emitter {
         // segment descriptors were closed above.
         std::mem::forget(old);
         self.thread = Some(sender::spawn(self.shared.clone())?);
-        self.pid = std::process::id();
+        self.pid = crate::core::pid::current();
         Ok(inherited)
     }
 
@@ -887,7 +887,7 @@ mod tests {
                 .port();
             let dir = std::env::temp_dir().join(format!(
                 "fdrs-emitter-bound-{}-{}",
-                std::process::id(),
+                crate::core::pid::current(),
                 fastrand::u64(..)
             ));
             let mut cfg = Config::new(&format!("http://127.0.0.1:{port}"));

@@ -412,7 +412,7 @@ impl Spool {
         let prefix = format!(
             "{}-{}-{}-{:08x}",
             host(),
-            std::process::id(),
+            crate::core::pid::current(),
             start_ns,
             fastrand::u32(..)
         );
@@ -916,7 +916,7 @@ mod tests {
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
             "fdrs-spool-{name}-{}-{}",
-            std::process::id(),
+            crate::core::pid::current(),
             fastrand::u64(..)
         ));
         fs::create_dir_all(&d).unwrap();
