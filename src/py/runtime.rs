@@ -252,28 +252,47 @@ struct Completion {
     deliver: Deliver,
 }
 
-/// Completions waiting for one event loop, and that loop. At most one drain call is
-/// scheduled per inbox: the first completion of a batch schedules it, the drain takes the
-/// whole batch, so a burst of completions costs one `call_soon_threadsafe` and one GIL
-/// acquisition by an I/O thread instead of one per call.
-struct Inbox {
+/// What is queued for one event loop of this process (`key`: the loop's address, or the trio
+/// token's): its completions waiting for a drain ([`INBOXES`]), or its calls waiting to start
+/// ([`OUTBOXES`]).
+struct PerLoop<T> {
     pid: u32,
     key: usize,
-    items: Vec<Completion>,
+    items: Vec<T>,
 }
 
-static INBOXES: Mutex<Vec<Inbox>> = Mutex::new(Vec::new());
-static DRAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+type Queues<T> = Mutex<Vec<PerLoop<T>>>;
 
-fn inboxes() -> std::sync::MutexGuard<'static, Vec<Inbox>> {
-    INBOXES.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(queues: &Queues<T>) -> std::sync::MutexGuard<'_, Vec<PerLoop<T>>> {
+    queues.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Takes the pending completions of loop `key` (of this process).
-fn take_inbox(key: usize) -> Vec<Completion> {
+/// Adds `item` to loop `key`'s queue; `true` if it is the first of a batch (the queue was
+/// empty), whose adder must have the batch handled.
+fn push<T>(queues: &Queues<T>, key: usize, item: T) -> bool {
     let pid = crate::core::pid::current();
-    let mut g = inboxes();
-    // Inboxes inherited from a parent process are never delivered here.
+    let mut g = lock(queues);
+    match g.iter_mut().find(|b| b.key == key && b.pid == pid) {
+        Some(b) => {
+            b.items.push(item);
+            false
+        }
+        None => {
+            g.push(PerLoop {
+                pid,
+                key,
+                items: vec![item],
+            });
+            true
+        }
+    }
+}
+
+/// Takes loop `key`'s queue (of this process). Queues inherited from a parent process are
+/// dropped: nothing of theirs is delivered or started here.
+fn take<T>(queues: &Queues<T>, key: usize) -> Vec<T> {
+    let pid = crate::core::pid::current();
+    let mut g = lock(queues);
     g.retain(|b| b.pid == pid);
     match g.iter().position(|b| b.key == key) {
         Some(i) => g.swap_remove(i).items,
@@ -281,27 +300,31 @@ fn take_inbox(key: usize) -> Vec<Completion> {
     }
 }
 
-/// A per-loop queue ([`Inbox`], [`Outbox`]): whose it is, and the future of its first item.
-trait LoopQueue {
-    fn owner(&self) -> (u32, usize);
-    fn first_future(&self) -> Option<&Py<PyAny>>;
+/// Completions waiting for their loop. At most one drain is scheduled per loop: the first
+/// completion of a batch schedules it, the drain takes the whole batch, so a burst of
+/// completions costs one wake-up of the loop instead of one per call.
+static INBOXES: Queues<Completion> = Mutex::new(Vec::new());
+static DRAIN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn take_inbox(key: usize) -> Vec<Completion> {
+    take(&INBOXES, key)
 }
 
-impl LoopQueue for Inbox {
-    fn owner(&self) -> (u32, usize) {
-        (self.pid, self.key)
-    }
-    fn first_future(&self) -> Option<&Py<PyAny>> {
-        self.items.first().map(|c| &c.future)
+/// A queued item's asyncio future (trio and gevent waiters are futures enough: they have no
+/// `get_loop` and are skipped by [`drop_closed`]).
+trait HasFuture {
+    fn future(&self) -> &Py<PyAny>;
+}
+
+impl HasFuture for Completion {
+    fn future(&self) -> &Py<PyAny> {
+        &self.future
     }
 }
 
-impl LoopQueue for Outbox {
-    fn owner(&self) -> (u32, usize) {
-        (self.pid, self.key)
-    }
-    fn first_future(&self) -> Option<&Py<PyAny>> {
-        self.items.first().map(|q| &q.future)
+impl HasFuture for Queued {
+    fn future(&self) -> &Py<PyAny> {
+        &self.future
     }
 }
 
@@ -311,21 +334,20 @@ impl LoopQueue for Outbox {
 /// this they would stay queued for good, keeping the closed loop and its futures alive.
 /// Called with the GIL on a loop's thread, for the other loops (`own` is the caller's key);
 /// cheap when no other loop has anything queued.
-fn drop_closed_inboxes(py: Python<'_>, own: usize) {
+fn drop_closed_queues(py: Python<'_>, own: usize) {
     drop_closed(py, own, &INBOXES);
     drop_closed(py, own, &OUTBOXES);
 }
 
-/// [`drop_closed_inboxes`] for one kind of queue. The loop is found from the first queued
+/// [`drop_closed_queues`] for one kind of queue. The loop is found from the first queued
 /// future (`get_loop()`; trio and gevent waiters have none and are skipped). Python is called
 /// outside the lock: the callbacks take it while holding the GIL.
-fn drop_closed<Q: LoopQueue>(py: Python<'_>, own: usize, queues: &Mutex<Vec<Q>>) {
-    let lock = || queues.lock().unwrap_or_else(|p| p.into_inner());
+fn drop_closed<T: HasFuture>(py: Python<'_>, own: usize, queues: &Queues<T>) {
     let pid = crate::core::pid::current();
-    let candidates: Vec<(usize, Py<PyAny>)> = lock()
+    let candidates: Vec<(usize, Py<PyAny>)> = lock(queues)
         .iter()
-        .filter(|b| b.owner().0 == pid && b.owner().1 != own)
-        .filter_map(|b| b.first_future().map(|f| (b.owner().1, f.clone_ref(py))))
+        .filter(|b| b.pid == pid && b.key != own)
+        .filter_map(|b| b.items.first().map(|i| (b.key, i.future().clone_ref(py))))
         .collect();
     for (key, future) in candidates {
         let closed = future
@@ -339,10 +361,12 @@ fn drop_closed<Q: LoopQueue>(py: Python<'_>, own: usize, queues: &Mutex<Vec<Q>>)
         }
         // Still the same queue (the future held here keeps its loop, hence the key, alive).
         let stale = {
-            let mut g = lock();
+            let mut g = lock(queues);
             g.iter()
                 .position(|b| {
-                    b.owner() == (pid, key) && b.first_future().is_some_and(|f| f.is(&future))
+                    b.pid == pid
+                        && b.key == key
+                        && b.items.first().is_some_and(|i| i.future().is(&future))
                 })
                 .map(|i| g.swap_remove(i))
         };
@@ -564,25 +588,7 @@ fn schedule_drain(py: Python<'_>, target: &Bound<'_, PyAny>, method: &str, key: 
 
 /// Queues a finished call for its loop, scheduling a drain if none is pending.
 fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
-    let pid = crate::core::pid::current();
-    let first = {
-        let mut g = inboxes();
-        match g.iter_mut().find(|b| b.key == key && b.pid == pid) {
-            Some(b) => {
-                b.items.push(c);
-                false
-            }
-            None => {
-                g.push(Inbox {
-                    pid,
-                    key,
-                    items: vec![c],
-                });
-                true
-            }
-        }
-    };
-    if !first {
+    if !push(&INBOXES, key, c) {
         return;
     }
     match scheduler {
@@ -590,12 +596,11 @@ fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
         Scheduler::Fd(socket) if socket.unwatched.load(Ordering::SeqCst) => {
             // The loop of the queued futures, woken the thread-safe way.
             attach(|py| {
-                let first = {
-                    let g = inboxes();
-                    g.iter()
-                        .find(|b| b.key == key && b.pid == pid)
-                        .and_then(|b| b.items.first().map(|c| c.future.clone_ref(py)))
-                };
+                let pid = crate::core::pid::current();
+                let first = lock(&INBOXES)
+                    .iter()
+                    .find(|b| b.key == key && b.pid == pid)
+                    .and_then(|b| b.items.first().map(|c| c.future.clone_ref(py)));
                 let Some(future) = first else { return };
                 match future.bind(py).call_method0(intern!(py, "get_loop")) {
                     Ok(l) => schedule_drain(py, &l, "call_soon_threadsafe", key),
@@ -623,7 +628,7 @@ fn complete(key: usize, scheduler: &Scheduler, c: Completion) {
     }
 }
 
-/// Where an I/O task of an awaitable stands: queued in its loop's [`Outbox`] (asyncio), started
+/// Where an I/O task of an awaitable stands: queued in its loop's [`OUTBOXES`] (asyncio), started
 /// (its abort handle), or cancelled before it started (it never will).
 enum Run {
     Queued,
@@ -672,35 +677,14 @@ struct Queued {
     future: Py<PyAny>,
 }
 
-/// Calls an asyncio loop has made since its last [`start_queued`], not started yet. The first
-/// call of a batch schedules `start_queued` on the loop (`call_soon`); it hands the whole batch
-/// to the I/O runtime in one task. So the loop's thread wakes an I/O thread once per loop
-/// iteration, not once per call (each wake-up is a system call, and on a virtual machine an
-/// interrupt to another CPU), and the calls' futures are built and spawned on the I/O thread.
-struct Outbox {
-    pid: u32,
-    key: usize,
-    items: Vec<Queued>,
-}
-
-static OUTBOXES: Mutex<Vec<Outbox>> = Mutex::new(Vec::new());
+/// Calls asyncio loops have made since their last [`start_queued`], not started yet. The
+/// first call of a batch schedules `start_queued` on its loop (`call_soon`); it hands the
+/// whole batch to the I/O runtime in one task. So the loop's thread wakes an I/O thread once
+/// per loop iteration, not once per call (each wake-up is a system call, and on a virtual
+/// machine an interrupt to another CPU), and the calls' futures are built and spawned on the
+/// I/O thread.
+static OUTBOXES: Queues<Queued> = Mutex::new(Vec::new());
 static START_QUEUED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-fn outboxes() -> std::sync::MutexGuard<'static, Vec<Outbox>> {
-    OUTBOXES.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Takes the queued calls of loop `key` (of this process).
-fn take_outbox(key: usize) -> Vec<Queued> {
-    let pid = crate::core::pid::current();
-    let mut g = outboxes();
-    // Outboxes inherited from a parent process are never started here.
-    g.retain(|b| b.pid == pid);
-    match g.iter().position(|b| b.key == key) {
-        Some(i) => g.swap_remove(i).items,
-        None => Vec::new(),
-    }
-}
 
 /// Hands `items` to the shared runtime: one task starts them all there. Those whose future
 /// is cancelled by now (its done-callbacks may not have run yet) are dropped unstarted: a
@@ -747,8 +731,7 @@ fn start_all(py: Python<'_>, items: Vec<Queued>) {
 /// Scheduled on an asyncio loop by the first call of a batch: starts the batch.
 #[pyfunction]
 fn start_queued(py: Python<'_>, key: usize) {
-    let items = take_outbox(key);
-    start_all(py, items);
+    start_all(py, take(&OUTBOXES, key));
 }
 
 /// Queues a call for loop `event_loop` (key `key`), scheduling [`start_queued`] on it if this
@@ -756,24 +739,7 @@ fn start_queued(py: Python<'_>, key: usize) {
 /// at once.
 fn queue_start(event_loop: &Bound<'_, PyAny>, key: usize, q: Queued) -> PyResult<()> {
     let py = event_loop.py();
-    let pid = crate::core::pid::current();
-    let first = {
-        let mut g = outboxes();
-        match g.iter_mut().find(|b| b.key == key && b.pid == pid) {
-            Some(b) => {
-                b.items.push(q);
-                false
-            }
-            None => {
-                g.push(Outbox {
-                    pid,
-                    key,
-                    items: vec![q],
-                });
-                true
-            }
-        }
-    };
+    let first = push(&OUTBOXES, key, q);
     if first {
         let start = START_QUEUED.get_or_try_init(py, || {
             wrap_pyfunction!(start_queued, py).map(|f| f.into_any().unbind())
@@ -823,7 +789,7 @@ where
 ///
 /// - asyncio (any loop implementation, uvloop included, and anyio on asyncio): an asyncio
 ///   future; the call is queued and starts with the rest of its loop iteration's calls (see
-///   [`Outbox`]; `make` runs on the I/O thread). Cancelling the future aborts the I/O task,
+///   [`OUTBOXES`]; `make` runs on the I/O thread). Cancelling the future aborts the I/O task,
 ///   or keeps it from starting.
 /// - trio (and anyio on trio): a waiter from `flightdeck_rs._runtimes`, resumed through
 ///   the run's `TrioToken`; a cancelled wait aborts the I/O task.
@@ -849,7 +815,7 @@ where
     }
     let future = event_loop.call_method0(intern!(py, "create_future"))?;
     let key = event_loop.as_ptr() as usize;
-    drop_closed_inboxes(py, key);
+    drop_closed_queues(py, key);
     let scheduler = loop_scheduler(&event_loop, key);
     let run: RunSlot = Arc::new(Mutex::new(Run::Queued));
     let target = future.clone().unbind();
